@@ -1,0 +1,132 @@
+"""Device sets (``cuda:0,1,2``, ``cpu:0,1``) and the device kinds behind them.
+
+A CPU device is one worker pinned to its own share of the cores: ``cpu:i`` owns cores
+``[i*t, (i+1)*t)`` of the usable cores, where ``t`` is the same for every set of a run, so N
+CPU devices have N times the compute of one and ranks never oversubscribe.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+
+class DeviceKind(Protocol):
+    name: str
+    backend: str  # torch.distributed backend for one process per device
+
+    def count(self) -> int:
+        """How many devices of this kind the machine has (without initializing CUDA)."""
+
+    def setup(self, devices: list[torch.device], cores: list[int]) -> None:
+        """Prepare this process to drive ``devices``; ``cores`` is its CPU share (CPU only)."""
+
+    def synchronize(self, device: torch.device) -> None: ...
+
+    def describe(self, device: torch.device) -> str: ...
+
+
+class CudaKind:
+    name = "cuda"
+    backend = "nccl"
+
+    def count(self) -> int:
+        return torch.cuda.device_count()
+
+    def setup(self, devices: list[torch.device], cores: list[int]) -> None:
+        torch.cuda.set_device(devices[0])
+        torch.backends.cudnn.benchmark = True
+
+    def synchronize(self, device: torch.device) -> None:
+        torch.cuda.synchronize(device)
+
+    def describe(self, device: torch.device) -> str:
+        return torch.cuda.get_device_name(device)
+
+
+class CpuKind:
+    name = "cpu"
+    backend = "gloo"
+
+    def count(self) -> int:
+        return len(usable_cores())
+
+    def setup(self, devices: list[torch.device], cores: list[int]) -> None:
+        os.sched_setaffinity(0, cores)
+        torch.set_num_threads(len(cores))
+
+    def synchronize(self, device: torch.device) -> None:
+        pass  # CPU kernels have finished when they return
+
+    def describe(self, device: torch.device) -> str:
+        return f"{torch.get_num_threads()} CPU threads"
+
+
+DEVICE_KINDS: dict[str, DeviceKind] = {kind.name: kind for kind in (CudaKind(), CpuKind())}
+
+
+def usable_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+@dataclass(frozen=True)
+class DeviceSet:
+    kind: str
+    indices: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{','.join(map(str, self.indices))}"
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def devices(self) -> list[str]:
+        return [f"{self.kind}:{i}" for i in self.indices]
+
+    def cores(self, threads_per_device: int) -> list[list[int]]:
+        """Each CPU device's own cores."""
+        cores = usable_cores()
+        t = threads_per_device
+        return [cores[i * t : (i + 1) * t] for i in self.indices]
+
+    def unavailable(self, threads_per_device: int) -> str | None:
+        """Why this machine cannot run the set, or None if it can."""
+        have = DEVICE_KINDS[self.kind].count()
+        if self.kind == "cpu":
+            need = (max(self.indices) + 1) * threads_per_device
+            if need > have:
+                return f"{self} needs {need} cores at {threads_per_device} per device; {have} usable"
+            return None
+        if have == 0:
+            return f"{self}: no {self.kind.upper()} device is visible"
+        missing = [d for d, i in zip(self.devices, self.indices) if i >= have]
+        if missing:
+            return f"{', '.join(missing)} does not exist: {have} {self.kind.upper()} devices visible"
+        return None
+
+
+def parse_device_set(text: str) -> DeviceSet:
+    """``cuda:0,1`` -> DeviceSet('cuda', (0, 1)); a ValueError says what is wrong."""
+    example = "e.g. cuda:0,1 or cpu:0"
+    kind, sep, rest = text.partition(":")
+    if not sep or kind not in DEVICE_KINDS:
+        raise ValueError(f"bad device set {text!r}: kind must be one of {', '.join(DEVICE_KINDS)} ({example})")
+    parts = rest.split(",")
+    if not all(p.isdigit() for p in parts):
+        raise ValueError(f"bad device set {text!r}: indices must be whole numbers ({example})")
+    indices = tuple(int(p) for p in parts)
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"bad device set {text!r}: a device is listed twice")
+    return DeviceSet(kind, indices)
+
+
+def auto_device_sets() -> list[DeviceSet]:
+    """With CUDA: the first 1, 2, 4, ... GPUs and all of them; else CPU sets up to the cores."""
+    kind = "cuda" if torch.cuda.device_count() > 0 else "cpu"
+    n = DEVICE_KINDS[kind].count()
+    sizes = [1 << k for k in range(n.bit_length()) if 1 << k < n] + [n]
+    return [DeviceSet(kind, tuple(range(size))) for size in sizes]

@@ -1,0 +1,128 @@
+"""The controller side of a worker group: start the ranks once, run timed rounds, tear down.
+
+Ranks are started with torch.distributed.elastic's ``start_processes`` (the engine behind
+torchrun) and meet at a TCPStore that this process hosts on loopback, on a free port.
+A round: set ``go/N``; every rank runs its steps, synchronizes its device and sets
+``done/N/<rank>``; the round ends when the last rank's key is set, so the slowest rank
+sets the pace. A rank that exits early or a round that outlasts the timeout fails the group.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+
+import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, start_processes
+
+from cnnbench.cases import Case
+from cnnbench.models import model_module
+
+HOST = "127.0.0.1"
+
+
+class WorkerError(RuntimeError):
+    """A rank failed, died or hung; the message names the rank and what was seen."""
+
+
+class WorkerGroup:
+    def __init__(self, case: Case):
+        self.case = case
+        self.world_size = case.world_size
+        self.timeout = case.timeout
+        self.seconds: list[float] = []  # per rank, last round
+        self.losses: list[float] = []
+        self._round = 0
+        self._log_dir = tempfile.mkdtemp(prefix="cnnbench-")
+        self._store = dist.TCPStore(HOST, 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=self.timeout))
+        self._control = dist.PrefixStore("ctl", self._store)
+        env = {"WORLD_SIZE": str(self.world_size), "MASTER_ADDR": HOST, "MASTER_PORT": str(self._store.port),
+               "PYTHONPATH": ":".join(sys.path)}
+        if case.devices.kind == "cpu":
+            env["OMP_NUM_THREADS"] = str(case.threads_per_device)
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
+        self._procs = start_processes(
+            name="cnnbench",
+            entrypoint=sys.executable,
+            args={r: ("-m", "cnnbench.worker", case.to_json(), model_module(case.model)) for r in range(self.world_size)},
+            envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.world_size)},
+            logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
+        )
+        for sig, handler in handlers.items():  # keep pytest's own Ctrl-C handling
+            signal.signal(sig, handler)
+        self.device_names = [value.decode() for value in self._await("ready")]
+
+    def run_round(self) -> None:
+        """One timed round: every rank runs ``case.steps`` steps; returns when the slowest is done."""
+        self._round += 1
+        self._control.set(f"go/{self._round}", "run")
+        results = [json.loads(value) for value in self._await(f"done/{self._round}")]
+        self.seconds = [r["seconds"] for r in results]
+        self.losses = [r["loss"] for r in results]
+
+    def close(self) -> None:
+        """Stop the ranks (politely, then by signal) and remove their logs."""
+        try:
+            self._control.set(f"go/{self._round + 1}", "stop")
+            self._procs.wait(timeout=10, period=0.05)
+        finally:
+            self._procs.close()
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    def __enter__(self) -> WorkerGroup:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _await(self, prefix: str) -> list[bytes]:
+        """Every rank's ``prefix/<rank>`` value; raises WorkerError if a rank dies or time runs out.
+
+        The store's own blocking wait runs on a helper thread so the round ends the moment the
+        last key is set, while this thread watches the processes.
+        """
+        keys = [f"ctl/{prefix}/{r}" for r in range(self.world_size)]
+        client = dist.TCPStore(HOST, self._store.port, timeout=timedelta(seconds=self.timeout))
+        done = threading.Event()
+
+        def wait() -> None:
+            try:
+                client.wait(keys)
+                done.set()
+            except dist.DistError:
+                pass  # the store closed or timed out: the watcher below reports it
+
+        threading.Thread(target=wait, daemon=True).start()
+        deadline = time.monotonic() + self.timeout
+        while not done.wait(0.2):
+            result = self._procs.wait(0)
+            if result is not None:
+                raise WorkerError(self._describe_exit(result))
+            if time.monotonic() > deadline:
+                raise WorkerError(f"no answer from every rank within {self.timeout:g} s ({prefix}): {self._missing(keys)}")
+        return [client.get(key) for key in keys]
+
+    def _missing(self, keys: list[str]) -> str:
+        missing = [str(r) for r, key in enumerate(keys) if not self._store.check([key])]
+        return f"rank {', '.join(missing)} hung"
+
+    def _describe_exit(self, result) -> str:
+        if not result.failures:
+            return "every rank exited before the run ended"
+        lines = []
+        for rank, failure in sorted(result.failures.items()):
+            lines.append(f"rank {rank} failed (exit code {failure.exitcode}): {self._error_of(failure)}")
+        return "\n".join(lines)
+
+    @staticmethod
+    def _error_of(failure) -> str:
+        message = failure.error_file_data.get("message")
+        if isinstance(message, dict):
+            return message.get("message", str(message))
+        return message or f"killed by {failure.signal_name()}"

@@ -1,0 +1,73 @@
+"""The pytest plugin: cnnbench options, one parametrized case per configuration, the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cnnbench.cases import Case
+from cnnbench.config import OPTIONS, OptionError, Settings
+from cnnbench.group import WorkerGroup
+from cnnbench.report import summary
+from cnnbench.results import Results
+
+SETTINGS = pytest.StashKey[Settings]()
+RESULTS = pytest.StashKey[Results]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cnnbench", "cnnbench: multi-device CNN training benchmarks")
+    for option in OPTIONS:
+        if option.name == "channels-last":
+            group.addoption(option.flag, action="store_const", const="true", default=None, help=option.help)
+        else:
+            group.addoption(option.flag, default=None, metavar=option.name.split("-")[-1].upper(), help=option.help)
+        parser.addini(option.ini, option.help, default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    values = {}
+    for option in OPTIONS:
+        value = config.getoption(option.flag)
+        values[option.name] = value if value is not None else (config.getini(option.ini) or None)
+    try:
+        config.stash[SETTINGS] = Settings.from_values(values)
+    except OptionError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[RESULTS] = Results()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cnnbench_case" not in metafunc.fixturenames:
+        return
+    params = []
+    for case in metafunc.config.stash[SETTINGS].cases():
+        reason = case.unavailable()
+        params.append(pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=reason)] if reason else []))
+    metafunc.parametrize("cnnbench_case", params)
+
+
+@pytest.fixture
+def cnnbench_group(cnnbench_case: Case, benchmark, request: pytest.FixtureRequest) -> Iterator[WorkerGroup]:
+    """The case's worker group, started (and warmed up) before the benchmark, closed after it.
+
+    Labels the benchmark with the case, and records its result for the speedup computation.
+    """
+    benchmark.group = cnnbench_case.model_config
+    benchmark.extra_info.update(cnnbench_case.extra_info())
+    results = request.config.stash[RESULTS]
+    with WorkerGroup(cnnbench_case) as group:
+        yield group
+        results.device_names.update(zip(cnnbench_case.devices.devices, group.device_names))
+    if benchmark.stats:
+        results.add(cnnbench_case, benchmark.stats.stats.median, benchmark.extra_info)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    lines = summary(config.stash[SETTINGS], config.stash[RESULTS])
+    if lines:
+        terminalreporter.write_sep("-", "cnnbench: multi-device speedup")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,75 @@
+"""One rank of a worker group: build the model, warm up, then run rounds on command.
+
+Started by ``WorkerGroup`` through torch.distributed.elastic, like torchrun starts ranks:
+``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` come from the environment, and
+the controller's TCPStore is both the rendezvous (prefix ``pg/``) and the control channel
+(prefix ``ctl/``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.errors import record
+
+from cnnbench.cases import Case
+from cnnbench.devices import DEVICE_KINDS
+from cnnbench.models import create_model
+from cnnbench.step import TrainingStep, synthetic_batch
+from cnnbench.wrappers import get_wrapper
+
+
+@record
+def main(case_json: str, model_module: str) -> None:
+    importlib.import_module(model_module)  # registers the model, also one a user added
+    case = Case.from_json(case_json)
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    timeout = timedelta(seconds=case.timeout)
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), timeout=timeout)
+    control = dist.PrefixStore("ctl", store)
+
+    wrapper = get_wrapper(case.wrapper)
+    devices = [torch.device(d) for d in case.devices.devices]
+    kind = DEVICE_KINDS[case.devices.kind]
+    if wrapper.process_per_device:
+        devices = devices[rank : rank + 1]
+        cores = case.cores[rank] if case.cores else []
+        batch = case.device_batches[rank]
+        pg_store = dist.PrefixStore("pg", store)
+        dist.init_process_group(kind.backend, store=pg_store, rank=rank, world_size=world_size, timeout=timeout)
+    else:
+        cores = sum(case.cores, [])
+        batch = case.global_batch
+    kind.setup(devices, cores)
+
+    torch.manual_seed(case.seed)
+    model = create_model(case.model).to(devices[0])
+    if case.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    images, labels = synthetic_batch(batch, devices[0], case.seed + rank, case.channels_last)
+    step = TrainingStep(wrapper.wrap(model, devices), images, labels, case.precision)
+    step.run(case.warmup)
+    kind.synchronize(devices[0])
+    control.set(f"ready/{rank}", kind.describe(devices[0]))
+
+    round_ = 1
+    while control.get(f"go/{round_}") == b"run":
+        start = time.perf_counter()
+        step.run(case.steps)
+        kind.synchronize(devices[0])
+        seconds = time.perf_counter() - start
+        control.set(f"done/{round_}/{rank}", json.dumps({"seconds": seconds, "loss": step.loss.item()}))
+        round_ += 1
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
