@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -99,23 +100,51 @@ class Option:
 
 
 OPTIONS = [
-    Option("profile", _choice(tuple(PROFILES)), "workload profile: seed (GoogLeNet CIFAR, batch 128) or quick "
-           "(1/4-width GoogLeNet, batch 32) (default: seed with CUDA, else quick)"),
-    Option("models", _names(list_models), f"comma-separated models (default: the profile's; valid: {', '.join(list_models())})"),
-    Option("devices", _devices, "space-separated device sets, e.g. 'cuda:0 cuda:0,1,2' or 'cpu:0 cpu:0,1', or auto "
-           "(default: auto = 1, 2, 4, ... and all GPUs, else CPU sets up to the usable cores)", "auto"),
-    Option("wrappers", _names(list_wrappers), f"comma-separated parallel wrappers (default: all; valid: {', '.join(list_wrappers())})",
-           ",".join(list_wrappers())),
+    Option(
+        "profile",
+        _choice(tuple(PROFILES)),
+        "workload profile: seed (GoogLeNet CIFAR, batch 128) or quick "
+        "(1/4-width GoogLeNet, batch 32) (default: seed with CUDA, else quick)",
+    ),
+    Option(
+        "models",
+        _names(list_models),
+        f"comma-separated models (default: the profile's; valid: {', '.join(list_models())})",
+    ),
+    Option(
+        "devices",
+        _devices,
+        "space-separated device sets, e.g. 'cuda:0 cuda:0,1,2' or 'cpu:0 cpu:0,1', or auto "
+        "(default: auto = 1, 2, 4, ... and all GPUs, else CPU sets up to the usable cores)",
+        "auto",
+    ),
+    Option(
+        "wrappers",
+        _names(list_wrappers),
+        f"comma-separated parallel wrappers (default: all; valid: {', '.join(list_wrappers())})",
+        ",".join(list_wrappers()),
+    ),
     Option("batch-size", _count(1), "global batch (per-device batch with weak scaling) (default: the profile's)"),
-    Option("scaling", _choice(SCALINGS), "strong: split the global batch over the devices; weak: keep the "
-           "per-device batch and compare throughput (default: strong)", "strong"),
+    Option(
+        "scaling",
+        _choice(SCALINGS),
+        "strong: split the global batch over the devices; weak: keep the "
+        "per-device batch and compare throughput (default: strong)",
+        "strong",
+    ),
     Option("steps", _count(1), "training steps per timed round (default: the profile's)"),
     Option("rounds", _count(1), "timed rounds per configuration (default: the profile's)"),
     Option("warmup", _count(0), "untimed warmup steps before the first round (default: the profile's)"),
-    Option("precision", _choice(tuple(PRECISIONS)), f"{', '.join(PRECISIONS)}: autocast precision (default: fp32)", "fp32"),
+    Option(
+        "precision", _choice(tuple(PRECISIONS)), f"{', '.join(PRECISIONS)}: autocast precision (default: fp32)", "fp32"
+    ),
     Option("channels-last", _flag, "use channels_last memory format (default: false)", "false"),
-    Option("timeout", _seconds, "seconds a worker group may take to start or to finish one round before it is "
-           "torn down (default: 600)", "600"),
+    Option(
+        "timeout",
+        _seconds,
+        "seconds a worker group may take to start or to finish one round before it is torn down (default: 600)",
+        "600",
+    ),
 ]
 
 
@@ -156,8 +185,10 @@ class Settings:
     def __post_init__(self) -> None:
         for devices in self.devices:
             if self.scaling == "strong" and self.batch_size < len(devices):
-                raise OptionError(f"--cnnbench-batch-size: a global batch of {self.batch_size} cannot be split "
-                                  f"over the {len(devices)} devices of {devices}; valid: at least {len(devices)}")
+                raise OptionError(
+                    f"--cnnbench-batch-size: a global batch of {self.batch_size} cannot be split "
+                    f"over the {len(devices)} devices of {devices}; valid: at least {len(devices)}"
+                )
 
     @property
     def threads_per_device(self) -> int:
@@ -176,7 +207,17 @@ class Settings:
         return sorted(cases, key=lambda c: (self.models.index(c.model), c.wrapper != "single"))
 
     def _case(self, model: str, wrapper: str, devices: DeviceSet) -> Case:
-        return Case(model=model, batch_size=self.batch_size, precision=self.precision,
-                    channels_last=self.channels_last, scaling=self.scaling, wrapper=wrapper, devices=devices,
-                    steps=self.steps, rounds=self.rounds, warmup=self.warmup,
-                    threads_per_device=self.threads_per_device, timeout=self.timeout)
+        return Case(
+            model=model,
+            batch_size=self.batch_size,
+            precision=self.precision,
+            channels_last=self.channels_last,
+            scaling=self.scaling,
+            wrapper=wrapper,
+            devices=devices,
+            steps=self.steps,
+            rounds=self.rounds,
+            warmup=self.warmup,
+            threads_per_device=self.threads_per_device,
+            timeout=self.timeout,
+        )

@@ -103,7 +103,7 @@ class DeviceSet:
             return None
         if have == 0:
             return f"{self}: no {self.kind.upper()} device is visible"
-        missing = [d for d, i in zip(self.devices, self.indices) if i >= have]
+        missing = [f"{self.kind}:{i}" for i in self.indices if i >= have]
         if missing:
             return f"{', '.join(missing)} does not exist: {have} {self.kind.upper()} devices visible"
         return None

@@ -40,17 +40,27 @@ class WorkerGroup:
         self.losses: list[float] = []
         self._round = 0
         self._log_dir = tempfile.mkdtemp(prefix="cnnbench-")
-        self._store = dist.TCPStore(HOST, 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=self.timeout))
+        self._store = dist.TCPStore(
+            HOST, 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=self.timeout)
+        )
         self._control = dist.PrefixStore("ctl", self._store)
-        env = {"WORLD_SIZE": str(self.world_size), "MASTER_ADDR": HOST, "MASTER_PORT": str(self._store.port),
-               "PYTHONPATH": ":".join(sys.path)}
+        env = {
+            "WORLD_SIZE": str(self.world_size),
+            "MASTER_ADDR": HOST,
+            "MASTER_PORT": str(self._store.port),
+            "PYTHONPATH": ":".join(sys.path),
+        }
         if case.devices.kind == "cpu":
             env["OMP_NUM_THREADS"] = str(case.threads_per_device)
-        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
+        handlers = {
+            sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+        }
         self._procs = start_processes(
             name="cnnbench",
             entrypoint=sys.executable,
-            args={r: ("-m", "cnnbench.worker", case.to_json(), model_module(case.model)) for r in range(self.world_size)},
+            args={
+                r: ("-m", "cnnbench.worker", case.to_json(), model_module(case.model)) for r in range(self.world_size)
+            },
             envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.world_size)},
             logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
         )
@@ -105,7 +115,9 @@ class WorkerGroup:
             if result is not None:
                 raise WorkerError(self._describe_exit(result))
             if time.monotonic() > deadline:
-                raise WorkerError(f"no answer from every rank within {self.timeout:g} s ({prefix}): {self._missing(keys)}")
+                raise WorkerError(
+                    f"no answer from every rank within {self.timeout:g} s ({prefix}): {self._missing(keys)}"
+                )
         return [client.get(key) for key in keys]
 
     def _missing(self, keys: list[str]) -> str:

@@ -59,7 +59,7 @@ def cnnbench_group(cnnbench_case: Case, benchmark, request: pytest.FixtureReques
     results = request.config.stash[RESULTS]
     with WorkerGroup(cnnbench_case) as group:
         yield group
-        results.device_names.update(zip(cnnbench_case.devices.devices, group.device_names))
+        results.device_names.update(zip(cnnbench_case.devices.devices, group.device_names, strict=False))
     if benchmark.stats:
         results.add(cnnbench_case, benchmark.stats.stats.median, benchmark.extra_info)
 

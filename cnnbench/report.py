@@ -23,12 +23,24 @@ def speedup_tables(results: Results) -> list[str]:
         lines.append(config)
         rows = [("wrapper", "devices", "images/s", "speedup", "efficiency")]
         for info in infos:
-            rows.append((info["wrapper"], info["device_set"], f"{info['images_per_second']:.1f}",
-                         _times(info["speedup"]), _percent(info["efficiency"])))
+            rows.append(
+                (
+                    info["wrapper"],
+                    info["device_set"],
+                    f"{info['images_per_second']:.1f}",
+                    _times(info["speedup"]),
+                    _percent(info["efficiency"]),
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            lines.append("  " + "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                                          for i, (cell, w) in enumerate(zip(row, widths))))
+            lines.append(
+                "  "
+                + "  ".join(
+                    cell.ljust(w) if i < 2 else cell.rjust(w)
+                    for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+                )
+            )
     return lines
 
 
@@ -46,8 +58,10 @@ def machine_line(settings: Settings, results: Results) -> str:
 
 def profile_note(settings: Settings) -> str | None:
     if settings.profile == "quick":
-        return ("note: the quick profile (1/4-width GoogLeNet at batch 32) is a CPU-sized proxy that "
-                "exercises the DDP machinery, not the reference workload; its speedups are not GPU speedups")
+        return (
+            "note: the quick profile (1/4-width GoogLeNet at batch 32) is a CPU-sized proxy that "
+            "exercises the DDP machinery, not the reference workload; its speedups are not GPU speedups"
+        )
     return None
 
 

@@ -45,7 +45,7 @@ def main(case_json: str, model_module: str) -> None:
         pg_store = dist.PrefixStore("pg", store)
         dist.init_process_group(kind.backend, store=pg_store, rank=rank, world_size=world_size, timeout=timeout)
     else:
-        cores = sum(case.cores, [])
+        cores = [core for share in case.cores for core in share]
         batch = case.global_batch
     kind.setup(devices, cores)
 

@@ -6,8 +6,8 @@ Adding one (FSDP, compiled DDP) is one ``register_wrapper`` call.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

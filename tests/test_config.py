@@ -1,0 +1,64 @@
+import pytest
+
+from cnnbench import config
+from cnnbench.config import PROFILES, OptionError, Settings
+
+
+@pytest.fixture(autouse=True)
+def cpu_machine(monkeypatch):
+    monkeypatch.setattr(config.torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(config, "usable_cores", lambda: [0, 1])
+    monkeypatch.setattr("cnnbench.devices.usable_cores", lambda: [0, 1])
+
+
+def test_defaults_on_a_cpu_machine():
+    settings = Settings.from_values({})
+    assert settings.profile == "quick"
+    assert settings.models == PROFILES["quick"]["models"]
+    assert [str(s) for s in settings.devices] == ["cpu:0", "cpu:0,1"]
+    assert settings.threads_per_device == 1
+    assert [c.id for c in settings.cases()] == [
+        "googlenet_cifar_small-bs32-fp32-single-cpu:0",
+        "googlenet_cifar_small-bs32-fp32-dp-cpu:0,1",
+        "googlenet_cifar_small-bs32-fp32-ddp-cpu:0",
+        "googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1",
+    ]
+
+
+def test_explicit_values_override_the_profile():
+    settings = Settings.from_values(
+        {"profile": "seed", "steps": "3", "devices": "cpu:0", "models": "resnet18_cifar,tv_resnet18"}
+    )
+    assert (settings.batch_size, settings.steps, settings.rounds) == (128, 3, PROFILES["seed"]["rounds"])
+    assert settings.models == ("resnet18_cifar", "tv_resnet18")
+    assert settings.threads_per_device == 2  # one-device sets get every core
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("profile", "fast", "--cnnbench-profile: unknown 'fast'; valid: seed, quick"),
+        ("models", "vgg", "--cnnbench-models: unknown 'vgg'; valid: "),
+        ("models", "", "--cnnbench-models: unknown ''"),
+        ("wrappers", "fsdp", "--cnnbench-wrappers: unknown 'fsdp'; valid: single, dp, ddp"),
+        ("precision", "fp8", "--cnnbench-precision: unknown 'fp8'; valid: fp32, bf16, fp16"),
+        ("devices", "gpu:0", "--cnnbench-devices: bad device set 'gpu:0'"),
+        ("devices", "cpu:a", "--cnnbench-devices: bad device set 'cpu:a'"),
+        ("steps", "0", "--cnnbench-steps: got '0'; valid: a whole number >= 1"),
+        ("rounds", "x", "--cnnbench-rounds: got 'x'"),
+        ("warmup", "-1", "--cnnbench-warmup: got '-1'; valid: a whole number >= 0"),
+        ("batch-size", "2.5", "--cnnbench-batch-size: got '2.5'"),
+        ("scaling", "both", "--cnnbench-scaling: unknown 'both'; valid: strong, weak"),
+        ("timeout", "0", "--cnnbench-timeout: got '0'"),
+    ],
+)
+def test_bad_values_name_the_option_and_the_valid_ones(name, value, message):
+    with pytest.raises(OptionError) as error:
+        Settings.from_values({name: value})
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_a_batch_smaller_than_the_device_set_is_refused():
+    with pytest.raises(OptionError, match="a global batch of 2 cannot be split over the 3 devices of cuda:0,1,2"):
+        Settings.from_values({"batch-size": "2", "devices": "cuda:0 cuda:0,1,2"})

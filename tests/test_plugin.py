@@ -1,0 +1,141 @@
+"""The plugin as users meet it, through pytester: options, ids, skips, saved JSON, exit codes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+PERF_TEST = (Path(__file__).parents[1] / "perf_tests" / "test_training.py").read_text()
+SHORT = ["--cnnbench-steps=1", "--cnnbench-rounds=2", "--cnnbench-warmup=1"]
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    pytester.makepyfile(test_training=PERF_TEST)
+    # In-process runs see the plugin already imported by this session, which is no fault of theirs.
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-W ignore::pytest.PytestAssertRewriteWarning")
+    return pytester
+
+
+def test_help_lists_every_option_with_its_default(suite):
+    result = suite.runpytest("--help")
+    result.stdout.fnmatch_lines(["cnnbench: multi-device CNN training benchmarks:", "*--cnnbench-profile=PROFILE*"])
+    for flag in [
+        "models",
+        "devices",
+        "wrappers",
+        "batch-size",
+        "scaling",
+        "steps",
+        "rounds",
+        "warmup",
+        "precision",
+        "channels-last",
+        "timeout",
+    ]:
+        result.stdout.fnmatch_lines([f"*--cnnbench-{flag}*"])
+    result.stdout.fnmatch_lines(
+        ["  cnnbench_steps (string):", "*training steps per timed round (default: the profile's)"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cnnbench-models=vgg"], "ERROR: --cnnbench-models: unknown 'vgg'; valid: *"),
+        (["--cnnbench-devices=gpu:0"], "ERROR: --cnnbench-devices: bad device set 'gpu:0': *"),
+        (["--cnnbench-steps=0"], "ERROR: --cnnbench-steps: got '0'; valid: a whole number >= 1"),
+    ],
+)
+def test_bad_options_are_one_line_usage_errors(suite, args, message):
+    result = suite.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_ini_keys_are_read_and_checked(suite):
+    suite.makeini("[pytest]\ncnnbench_devices = cpu:0\ncnnbench_wrappers = single\ncnnbench_precision = bf16\n")
+    result = suite.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        ["test_training.py::test_train[googlenet_cifar_small-bs32-bf16-single-cpu:0]", "1 test collected*"]
+    )
+    suite.makeini("[pytest]\ncnnbench_rounds = many\n")
+    result = suite.runpytest("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --cnnbench-rounds: got 'many'*"])
+
+
+def test_ids_and_skip_reasons(suite):
+    result = suite.runpytest(
+        "-v",
+        "-rs",
+        "--benchmark-disable",
+        "--cnnbench-models=googlenet_cifar",
+        "--cnnbench-devices=cuda:0 cuda:0,1,2 cpu:0,1,2,3,4,5,6,7",
+        "--cnnbench-channels-last",
+        "--cnnbench-wrappers=single,dp",
+    )
+    result.assert_outcomes(skipped=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*::test_train?googlenet_cifar-bs32-fp32-cl-single-cuda:0? SKIPPED*",
+            "*::test_train?googlenet_cifar-bs32-fp32-cl-dp-cuda:0,1,2? SKIPPED*",
+            "*::test_train?googlenet_cifar-bs32-fp32-cl-dp-cpu:0,1,2,3,4,5,6,7? SKIPPED*",
+            "SKIPPED * test_training.py: cuda:0: no CUDA device is visible",
+            "SKIPPED * test_training.py: cuda:0,1,2: no CUDA device is visible",
+            "SKIPPED * test_training.py: dp runs on cuda devices only, not cpu:0,1,2,3,4,5,6,7",
+        ]
+    )
+
+
+def test_a_short_real_run_saves_speedups(suite):
+    result = suite.runpytest(
+        "--cnnbench-devices=cpu:0 cpu:0,1", "--cnnbench-wrappers=single,ddp", "--benchmark-json=out.json", *SHORT
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*cnnbench: multi-device speedup*",
+            "googlenet_cifar_small-bs32-fp32",
+            "  wrapper*devices*images/s*speedup*efficiency",
+            "  single*cpu:0*1.00x*100%",
+            "  ddp*cpu:0 *x*%",
+            "  ddp*cpu:0,1*x*%",
+            "machine: torch *; CPU: * usable cores, 1 thread(s) per rank",
+            "note: the quick profile*",
+        ]
+    )
+    saved = {b["param"]: b for b in json.loads((suite.path / "out.json").read_text())["benchmarks"]}
+    ddp = saved["googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1"]
+    assert ddp["group"] == "googlenet_cifar_small-bs32-fp32"
+    assert ddp["stats"]["rounds"] == 2
+    info = ddp["extra_info"]
+    assert {
+        k: info[k]
+        for k in [
+            "model",
+            "wrapper",
+            "devices",
+            "world_size",
+            "global_batch",
+            "per_device_batch",
+            "steps_per_round",
+            "precision",
+            "threads_per_rank",
+        ]
+    } == {
+        "model": "googlenet_cifar_small",
+        "wrapper": "ddp",
+        "devices": ["cpu:0", "cpu:1"],
+        "world_size": 2,
+        "global_batch": 32,
+        "per_device_batch": [16, 16],
+        "steps_per_round": 1,
+        "precision": "fp32",
+        "threads_per_rank": 1,
+    }
+    single_median = saved["googlenet_cifar_small-bs32-fp32-single-cpu:0"]["stats"]["median"]
+    assert info["images_per_second"] == pytest.approx(32 / ddp["stats"]["median"])
+    assert info["speedup"] == pytest.approx(single_median / ddp["stats"]["median"])
+    assert info["efficiency"] == pytest.approx(info["speedup"] / 2)
