@@ -10,6 +10,7 @@ sets the pace. A rank that exits early or a round that outlasts the timeout fail
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
@@ -19,7 +20,8 @@ import time
 from datetime import timedelta
 
 import torch.distributed as dist
-from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, start_processes
+from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, RunProcsResult, start_processes
+from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 from cnnbench.cases import Case
 from cnnbench.models import model_module
@@ -39,16 +41,19 @@ class WorkerGroup:
         self.seconds: list[float] = []  # per rank, last round
         self.losses: list[float] = []
         self._round = 0
+        self._busy = True  # until every rank is ready, and during rounds
         self._log_dir = tempfile.mkdtemp(prefix="cnnbench-")
         self._store = dist.TCPStore(
             HOST, 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=self.timeout)
         )
         self._control = dist.PrefixStore("ctl", self._store)
+        self.port = self._store.port
         env = {
             "WORLD_SIZE": str(self.world_size),
             "MASTER_ADDR": HOST,
             "MASTER_PORT": str(self._store.port),
-            "PYTHONPATH": ":".join(sys.path),
+            "PYTHONPATH": os.pathsep.join(sys.path),  # ranks import the model's module as this process does
+            "CNNBENCH_CONTROLLER_PID": str(os.getpid()),
         }
         if case.devices.kind == "cpu":
             env["OMP_NUM_THREADS"] = str(case.threads_per_device)
@@ -66,21 +71,29 @@ class WorkerGroup:
         )
         for sig, handler in handlers.items():  # keep pytest's own Ctrl-C handling
             signal.signal(sig, handler)
-        self.device_names = [value.decode() for value in self._await("ready")]
+        try:
+            self.device_names = [value.decode() for value in self._await("ready")]
+        except BaseException:
+            self.close()
+            raise
+        self._busy = False
 
     def run_round(self) -> None:
         """One timed round: every rank runs ``case.steps`` steps; returns when the slowest is done."""
         self._round += 1
+        self._busy = True
         self._control.set(f"go/{self._round}", "run")
         results = [json.loads(value) for value in self._await(f"done/{self._round}")]
+        self._busy = False
         self.seconds = [r["seconds"] for r in results]
         self.losses = [r["loss"] for r in results]
 
     def close(self) -> None:
-        """Stop the ranks (politely, then by signal) and remove their logs."""
+        """Stop the ranks, politely if they are idle, else at once by signal; remove their logs."""
         try:
-            self._control.set(f"go/{self._round + 1}", "stop")
-            self._procs.wait(timeout=10, period=0.05)
+            if not self._busy:
+                self._control.set(f"go/{self._round + 1}", "stop")
+                self._procs.wait(timeout=10, period=0.05)
         finally:
             self._procs.close()
             shutil.rmtree(self._log_dir, ignore_errors=True)
@@ -106,35 +119,41 @@ class WorkerGroup:
                 client.wait(keys)
                 done.set()
             except dist.DistError:
-                pass  # the store closed or timed out: the watcher below reports it
+                pass  # the store timed out: the watcher below reports it
 
-        threading.Thread(target=wait, daemon=True).start()
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
         deadline = time.monotonic() + self.timeout
-        while not done.wait(0.2):
-            result = self._procs.wait(0)
-            if result is not None:
-                raise WorkerError(self._describe_exit(result))
-            if time.monotonic() > deadline:
-                raise WorkerError(
-                    f"no answer from every rank within {self.timeout:g} s ({prefix}): {self._missing(keys)}"
-                )
-        return [client.get(key) for key in keys]
+        try:
+            while not done.wait(0.2):
+                result = self._procs.wait(0)
+                if result is not None:
+                    raise WorkerError(_describe_exit(result))
+                if time.monotonic() > deadline:
+                    hung = [str(r) for r, key in enumerate(keys) if not self._store.check([key])]
+                    raise WorkerError(f"rank {', '.join(hung)} hung: no answer within {self.timeout:g} s ({prefix})")
+            return [client.get(key) for key in keys]
+        finally:
+            if not done.is_set():  # release the waiter before its store goes away
+                for key in keys:
+                    self._store.set(key, "")
+            waiter.join()
 
-    def _missing(self, keys: list[str]) -> str:
-        missing = [str(r) for r, key in enumerate(keys) if not self._store.check([key])]
-        return f"rank {', '.join(missing)} hung"
 
-    def _describe_exit(self, result) -> str:
-        if not result.failures:
-            return "every rank exited before the run ended"
-        lines = []
-        for rank, failure in sorted(result.failures.items()):
-            lines.append(f"rank {rank} failed (exit code {failure.exitcode}): {self._error_of(failure)}")
-        return "\n".join(lines)
+def _describe_exit(result: RunProcsResult) -> str:
+    """One line: the rank that failed first, with its own error, then the ranks that followed."""
+    if not result.failures:
+        return "every rank exited before the run ended"
+    stopped_by_us = (-signal.SIGTERM, -signal.SIGKILL)
+    failures = sorted(result.failures.items(), key=lambda f: (f[1].exitcode in stopped_by_us, f[1].timestamp, f[0]))
+    parts = [f"rank {rank} failed (exit code {f.exitcode}): {_error_of(f)}" for rank, f in failures]
+    return "; then ".join(parts)
 
-    @staticmethod
-    def _error_of(failure) -> str:
-        message = failure.error_file_data.get("message")
-        if isinstance(message, dict):
-            return message.get("message", str(message))
-        return message or f"killed by {failure.signal_name()}"
+
+def _error_of(failure: ProcessFailure) -> str:
+    message = failure.error_file_data.get("message")
+    if isinstance(message, dict):
+        message = message.get("message")
+    if not message or message == "<NONE>":  # no error file: the process died without a Python error
+        return f"killed by {failure.signal_name()}"
+    return message

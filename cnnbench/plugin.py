@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -35,7 +37,22 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SETTINGS] = Settings.from_values(values)
     except OptionError as error:
         raise pytest.UsageError(str(error)) from None
+    if _under_xdist(config) and not config.getoption("benchmark_disable", False):
+        raise pytest.UsageError(
+            "cnnbench: timings under pytest-xdist would share the machine and are not saved; "
+            "add --benchmark-disable for a run-once functional check, or drop -n to time"
+        )
     config.stash[RESULTS] = Results()
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)  # tear worker groups down as on Ctrl-C
+
+
+def _under_xdist(config: pytest.Config) -> bool:
+    return config.getoption("dist", "no") != "no" or "PYTEST_XDIST_WORKER" in os.environ
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

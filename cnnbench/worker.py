@@ -8,9 +8,11 @@ the controller's TCPStore is both the rendezvous (prefix ``pg/``) and the contro
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 from datetime import timedelta
@@ -25,9 +27,20 @@ from cnnbench.models import create_model
 from cnnbench.step import TrainingStep, synthetic_batch
 from cnnbench.wrappers import get_wrapper
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Linux: the kernel kills this rank if the controller dies, even by SIGKILL."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(os.environ["CNNBENCH_CONTROLLER_PID"]):
+        sys.exit("cnnbench worker: the controller exited before this rank started")
+
 
 @record
 def main(case_json: str, model_module: str) -> None:
+    die_with_parent()
     importlib.import_module(model_module)  # registers the model, also one a user added
     case = Case.from_json(case_json)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

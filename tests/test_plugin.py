@@ -139,3 +139,14 @@ def test_a_short_real_run_saves_speedups(suite):
     assert info["images_per_second"] == pytest.approx(32 / ddp["stats"]["median"])
     assert info["speedup"] == pytest.approx(single_median / ddp["stats"]["median"])
     assert info["efficiency"] == pytest.approx(info["speedup"] / 2)
+
+
+def test_timing_under_xdist_is_refused(suite):
+    result = suite.runpytest("-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cnnbench: timings under pytest-xdist * add --benchmark-disable *"])
+
+
+def test_xdist_functional_check_runs_every_configuration_once(suite):
+    result = suite.runpytest("-n", "2", "--benchmark-disable", "--cnnbench-devices=cpu:0", *SHORT)
+    result.assert_outcomes(passed=2)

@@ -1,0 +1,137 @@
+"""Faults fail their configuration only, are named, never hang, and leave no process behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+PERF_TEST = (Path(__file__).parents[1] / "perf_tests" / "test_training.py").read_text()
+SMALL = [
+    "-p",
+    "faulty_models",
+    "--cnnbench-devices=cpu:0,1",
+    "--cnnbench-wrappers=ddp",
+    "--cnnbench-steps=2",
+    "--cnnbench-rounds=2",
+    "--cnnbench-warmup=1",
+    "--cnnbench-batch-size=4",
+]
+
+
+def workers_of(model: str) -> list[int]:
+    """Live cnnbench worker processes running ``model``, found through /proc."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if proc.name.isdigit() and "cnnbench.worker" in cmdline and f'"model": "{model}"' in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    pytester.makepyfile(test_training=PERF_TEST)
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-W ignore::pytest.PytestAssertRewriteWarning")
+    return pytester
+
+
+def test_a_raising_rank_fails_its_configuration_only(suite):
+    result = suite.runpytest(*SMALL, "--cnnbench-models=raises_on_rank1,slow_linear", "--benchmark-json=out.json")
+    result.assert_outcomes(passed=1, errors=0, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*WorkerError: rank 1 failed (exit code 1): *RuntimeError: simulated CUDA out of memory*"]
+    )
+    assert workers_of("raises_on_rank1") == []
+
+
+@pytest.mark.parametrize(
+    ("model", "seen"),
+    [
+        ("segfaults_on_rank1", "rank 1 failed (exit code -11): killed by SIGSEGV"),
+        ("hangs_on_rank1", "rank 0, 1 hung: no answer within 8 s (done/1)"),
+    ],
+)
+def test_a_dead_or_hung_rank_is_detected_and_torn_down(suite, model, seen):
+    start = time.monotonic()
+    result = suite.runpytest(*SMALL, f"--cnnbench-models={model}", "--cnnbench-timeout=8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*{seen}*"])
+    assert time.monotonic() - start < 40
+    assert workers_of(model) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_no_worker_outlives_an_interrupted_session(pytester, sig):
+    pytester.makepyfile(test_training=PERF_TEST)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    args = [*SMALL, "--cnnbench-models=slow_linear", "--cnnbench-steps=100"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(workers_of("slow_linear")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(4)  # past startup and warmup: inside a 20 s round
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert workers_of("slow_linear") == []
+
+
+def test_a_killed_controller_takes_its_workers_along(pytester):
+    pytester.makepyfile(test_training=PERF_TEST)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    args = [*SMALL, "--cnnbench-models=slow_linear", "--cnnbench-steps=100"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while len(workers_of("slow_linear")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(4)  # inside a round: only the kernel can tell the ranks now
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while workers_of("slow_linear") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers_of("slow_linear") == []
+
+
+def test_groups_side_by_side_get_their_own_ports():
+    import faulty_models  # noqa: F401  (registers slow_linear)
+
+    from cnnbench.config import Settings
+    from cnnbench.group import WorkerGroup
+
+    settings = Settings.from_values(
+        {
+            "models": "slow_linear",
+            "devices": "cpu:0 cpu:1 cpu:0,1",
+            "wrappers": "single",
+            "steps": "1",
+            "warmup": "0",
+            "batch-size": "2",
+        }
+    )
+    first, second = settings.cases()
+    with WorkerGroup(first) as a, WorkerGroup(second) as b:
+        assert a.port != b.port
+        a.run_round()
+        b.run_round()
+        assert len(a.losses) == len(b.losses) == 1
