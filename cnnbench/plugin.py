@@ -16,6 +16,7 @@ from cnnbench.results import Results
 
 SETTINGS = pytest.StashKey[Settings]()
 RESULTS = pytest.StashKey[Results]()
+NOT_SAVED = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,6 +82,22 @@ def cnnbench_group(cnnbench_case: Case, benchmark, request: pytest.FixtureReques
         results.add(cnnbench_case, benchmark.stats.stats.median, benchmark.extra_info)
 
 
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
+    """An interrupted or failed run is not saved as a baseline (it would be compared against next)."""
+    benchmarks = getattr(session.config, "_benchmarksession", None)  # pytest-benchmark's session
+    if exitstatus != pytest.ExitCode.OK and benchmarks is not None and (benchmarks.save or benchmarks.autosave):
+        benchmarks.save = benchmarks.autosave = False
+        session.config.stash[NOT_SAVED] = (
+            f"cnnbench: this run was not saved to {benchmarks.storage}: it {_how(exitstatus)}"
+        )
+    yield
+
+
+def _how(exitstatus: int) -> str:
+    return "was interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "had failures or errors"
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     lines = summary(config.stash[SETTINGS], config.stash[RESULTS])
@@ -88,3 +105,5 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_sep("-", "cnnbench: multi-device speedup")
         for line in lines:
             terminalreporter.write_line(line)
+    if NOT_SAVED in config.stash:
+        terminalreporter.write_line(config.stash[NOT_SAVED], yellow=True)

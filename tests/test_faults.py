@@ -135,3 +135,13 @@ def test_groups_side_by_side_get_their_own_ports():
         a.run_round()
         b.run_round()
         assert len(a.losses) == len(b.losses) == 1
+
+
+def test_a_failed_run_is_not_saved_as_a_baseline(suite):
+    result = suite.runpytest(*SMALL, "--cnnbench-models=raises_on_rank1,slow_linear", "--benchmark-autosave")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["cnnbench: this run was not saved to *: it had failures or errors"])
+    assert not list((suite.path / ".benchmarks").rglob("*.json"))
+    result = suite.runpytest(*SMALL, "--cnnbench-models=slow_linear", "--benchmark-autosave")
+    result.assert_outcomes(passed=1)
+    assert len(list((suite.path / ".benchmarks").rglob("*.json"))) == 1
