@@ -9,7 +9,6 @@ sets the pace. A rank that exits early or a round that outlasts the timeout fail
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -35,11 +34,9 @@ class WorkerError(RuntimeError):
 
 class WorkerGroup:
     def __init__(self, case: Case):
-        self.case = case
         self.world_size = case.world_size
         self.timeout = case.timeout
-        self.seconds: list[float] = []  # per rank, last round
-        self.losses: list[float] = []
+        self.losses: list[float] = []  # per rank, at the end of the last round
         self._round = 0
         self._busy = True  # until every rank is ready, and during rounds
         self._log_dir = tempfile.mkdtemp(prefix="cnnbench-")
@@ -47,11 +44,11 @@ class WorkerGroup:
             HOST, 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=self.timeout)
         )
         self._control = dist.PrefixStore("ctl", self._store)
-        self.port = self._store.port
+        self.port = self._store.port  # chosen by the OS
         env = {
             "WORLD_SIZE": str(self.world_size),
             "MASTER_ADDR": HOST,
-            "MASTER_PORT": str(self._store.port),
+            "MASTER_PORT": str(self.port),
             "PYTHONPATH": os.pathsep.join(sys.path),  # ranks import the model's module as this process does
             "CNNBENCH_CONTROLLER_PID": str(os.getpid()),
         }
@@ -83,10 +80,8 @@ class WorkerGroup:
         self._round += 1
         self._busy = True
         self._control.set(f"go/{self._round}", "run")
-        results = [json.loads(value) for value in self._await(f"done/{self._round}")]
+        self.losses = [float(value) for value in self._await(f"done/{self._round}")]
         self._busy = False
-        self.seconds = [r["seconds"] for r in results]
-        self.losses = [r["loss"] for r in results]
 
     def close(self) -> None:
         """Stop the ranks, politely if they are idle, else at once by signal; remove their logs."""
@@ -111,7 +106,7 @@ class WorkerGroup:
         last key is set, while this thread watches the processes.
         """
         keys = [f"ctl/{prefix}/{r}" for r in range(self.world_size)]
-        client = dist.TCPStore(HOST, self._store.port, timeout=timedelta(seconds=self.timeout))
+        client = dist.TCPStore(HOST, self.port, timeout=timedelta(seconds=self.timeout))
         done = threading.Event()
 
         def wait() -> None:

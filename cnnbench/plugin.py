@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -44,8 +45,10 @@ def pytest_configure(config: pytest.Config) -> None:
             "add --benchmark-disable for a run-once functional check, or drop -n to time"
         )
     config.stash[RESULTS] = Results()
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)  # tear worker groups down as on Ctrl-C
+        config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
 def _under_xdist(config: pytest.Config) -> bool:
