@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-PERF_TEST = (Path(__file__).parents[1] / "perf_tests" / "test_training.py").read_text()
 SMALL = [
     "-p",
     "faulty_models",
@@ -33,13 +32,6 @@ def workers_of(model: str) -> list[int]:
         if proc.name.isdigit() and "cnnbench.worker" in cmdline and f'"model": "{model}"' in cmdline:
             pids.append(int(proc.name))
     return pids
-
-
-@pytest.fixture
-def suite(pytester, monkeypatch):
-    pytester.makepyfile(test_training=PERF_TEST)
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-W ignore::pytest.PytestAssertRewriteWarning")
-    return pytester
 
 
 def test_a_raising_rank_fails_its_configuration_only(suite):
@@ -67,14 +59,13 @@ def test_a_dead_or_hung_rank_is_detected_and_torn_down(suite, model, seen):
     assert workers_of(model) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_no_worker_outlives_an_interrupted_session(pytester, sig):
-    pytester.makepyfile(test_training=PERF_TEST)
+def start_in_a_round(suite) -> subprocess.Popen:
+    """pytest in a subprocess, returned once both ranks of a 20 s round are past warmup."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     args = [*SMALL, "--cnnbench-models=slow_linear", "--cnnbench-steps=100"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", *args],
-        cwd=pytester.path,
+        cwd=suite.path,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -83,30 +74,23 @@ def test_no_worker_outlives_an_interrupted_session(pytester, sig):
     deadline = time.monotonic() + 60
     while len(workers_of("slow_linear")) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(4)  # past startup and warmup: inside a 20 s round
+    time.sleep(4)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_no_worker_outlives_an_interrupted_session(suite, sig):
+    proc = start_in_a_round(suite)
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert workers_of("slow_linear") == []
 
 
-def test_a_killed_controller_takes_its_workers_along(pytester):
-    pytester.makepyfile(test_training=PERF_TEST)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
-    args = [*SMALL, "--cnnbench-models=slow_linear", "--cnnbench-steps=100"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *args],
-        cwd=pytester.path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while len(workers_of("slow_linear")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(4)  # inside a round: only the kernel can tell the ranks now
-    proc.kill()
-    proc.wait()
+def test_a_killed_controller_takes_its_workers_along(suite):
+    proc = start_in_a_round(suite)
+    proc.kill()  # no cleanup code runs: only the kernel can tell the ranks now
+    proc.communicate()
     deadline = time.monotonic() + 5
     while workers_of("slow_linear") and time.monotonic() < deadline:
         time.sleep(0.1)

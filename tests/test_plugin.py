@@ -1,20 +1,10 @@
 """The plugin as users meet it, through pytester: options, ids, skips, saved JSON, exit codes."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-PERF_TEST = (Path(__file__).parents[1] / "perf_tests" / "test_training.py").read_text()
 SHORT = ["--cnnbench-steps=1", "--cnnbench-rounds=2", "--cnnbench-warmup=1"]
-
-
-@pytest.fixture
-def suite(pytester, monkeypatch):
-    pytester.makepyfile(test_training=PERF_TEST)
-    # In-process runs see the plugin already imported by this session, which is no fault of theirs.
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-W ignore::pytest.PytestAssertRewriteWarning")
-    return pytester
 
 
 def test_help_lists_every_option_with_its_default(suite):

@@ -1,0 +1,14 @@
+from pathlib import Path
+
+import pytest
+
+PERF_TEST = (Path(__file__).parents[1] / "perf_tests" / "test_training.py").read_text()
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    """A sandbox holding the real perf test, for in-process pytest runs with the plugin."""
+    pytester.makepyfile(test_training=PERF_TEST)
+    # In-process runs see the plugin already imported by this session, which is no fault of theirs.
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-W ignore::pytest.PytestAssertRewriteWarning")
+    return pytester
