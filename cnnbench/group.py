@@ -57,12 +57,11 @@ class WorkerGroup:
         handlers = {
             sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
         }
+        argv = ("-m", "cnnbench.worker", case.to_json(), model_module(case.model))
         self._procs = start_processes(
             name="cnnbench",
             entrypoint=sys.executable,
-            args={
-                r: ("-m", "cnnbench.worker", case.to_json(), model_module(case.model)) for r in range(self.world_size)
-            },
+            args=dict.fromkeys(range(self.world_size), argv),
             envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.world_size)},
             logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
         )
