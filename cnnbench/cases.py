@@ -68,6 +68,7 @@ class Case:
 
     def extra_info(self) -> dict:
         info = {
+            "model_config": self.model_config,
             "model": self.model,
             "wrapper": self.wrapper,
             "devices": self.devices.devices,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,7 +76,25 @@ def _devices(text: str) -> tuple[DeviceSet, ...] | str:
     return sets
 
 
-def _flag(text: str) -> bool:
+def _share(text: str) -> float:
+    """``20%`` or ``0.2``."""
+    number = text.strip()
+    try:
+        value = float(number.removesuffix("%")) / (100 if number.endswith("%") else 1)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise ValueError(f"got {text!r}; valid: a percentage such as 20% or a fraction such as 0.2, in (0, 1]")
+    return value
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("empty; valid: a file path")
+    return Path(text)
+
+
+def flag(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
     if text.lower() in ("0", "false", "no", "off", ""):
@@ -138,13 +157,33 @@ OPTIONS = [
     Option(
         "precision", _choice(tuple(PRECISIONS)), f"{', '.join(PRECISIONS)}: autocast precision (default: fp32)", "fp32"
     ),
-    Option("channels-last", _flag, "use channels_last memory format (default: false)", "false"),
+    Option("channels-last", flag, "use channels_last memory format (default: false)", "false"),
     Option(
         "timeout",
         _seconds,
         "seconds a worker group may take to start or to finish one round before it is torn down (default: 600)",
         "600",
     ),
+    Option(
+        "speedup-fail",
+        _share,
+        "fail when a speedup dropped by more than this against the --benchmark-compare baseline, "
+        "beyond the runs' noise, e.g. 20% (default: no gate)",
+    ),
+    Option(
+        "min-efficiency",
+        _share,
+        "fail when a multi-device efficiency (speedup / devices) is below this, beyond noise, e.g. 0.8 "
+        "(default: no minimum)",
+    ),
+    Option(
+        "compare-any-hardware",
+        flag,
+        "allow --benchmark-compare against a baseline from another hardware class (default: false)",
+        "false",
+    ),
+    Option("report", _path, "write a Markdown report of speedups and verdicts here (default: none)"),
+    Option("plot", _path, "write a PNG of speedup against devices here; needs matplotlib (default: none)"),
 ]
 
 
@@ -162,6 +201,26 @@ class Settings:
     precision: str
     channels_last: bool
     timeout: float
+    speedup_fail: float | None = None
+    min_efficiency: float | None = None
+    compare_any_hardware: bool = False
+    report: Path | None = None
+    plot: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        """The device kind whose hardware class keys the baselines: cuda if any set uses it."""
+        return "cuda" if any(s.kind == "cuda" for s in self.devices) else "cpu"
+
+    @property
+    def gate(self) -> str | None:
+        """The thresholds, for people, or None."""
+        parts = []
+        if self.speedup_fail is not None:
+            parts.append(f"speedup drop beyond {self.speedup_fail:.0%} and beyond noise fails")
+        if self.min_efficiency is not None:
+            parts.append(f"efficiency below {self.min_efficiency:.0%} beyond noise fails")
+        return "; ".join(parts) or None
 
     @classmethod
     def from_values(cls, values: dict[str, str | None]) -> Settings:

@@ -62,7 +62,8 @@ class CpuKind:
         pass  # CPU kernels have finished when they return
 
     def describe(self, device: torch.device) -> str:
-        return f"{torch.get_num_threads()} CPU threads"
+        threads = torch.get_num_threads()
+        return f"CPU, {threads} thread{'s' if threads > 1 else ''}"
 
 
 DEVICE_KINDS: dict[str, DeviceKind] = {kind.name: kind for kind in (CudaKind(), CpuKind())}

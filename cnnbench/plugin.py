@@ -1,42 +1,66 @@
-"""The pytest plugin: cnnbench options, one parametrized case per configuration, the summary."""
+"""The pytest plugin: options, one parametrized case per configuration, the speedup gate, the summary.
+
+It extends pytest-benchmark through its hooks: the environment fingerprint goes into the saved
+``machine_info``, storage is keyed by hardware class, speedup regressions join pytest-benchmark's
+"Performance has regressed" list, and a failed, interrupted or regressed run is not saved where
+the next ``--benchmark-compare`` would pick it up.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import threading
+import time
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from pytest_benchmark.logger import PytestBenchmarkWarning
+from pytest_benchmark.session import PerformanceRegression
 
 from cnnbench.cases import Case
-from cnnbench.config import OPTIONS, OptionError, Settings
+from cnnbench.compare import baseline_results, verdicts
+from cnnbench.config import OPTIONS, OptionError, Settings, flag
+from cnnbench.environment import differences, fingerprint, hardware_class
 from cnnbench.group import WorkerGroup
-from cnnbench.report import summary
+from cnnbench.plot import MISSING, matplotlib_missing, plot
+from cnnbench.report import Report, markdown, profile_note, text, write_atomically
 from cnnbench.results import Results
 
 SETTINGS = pytest.StashKey[Settings]()
 RESULTS = pytest.StashKey[Results]()
+ENVIRONMENT = pytest.StashKey[dict]()
+HARDWARE = pytest.StashKey[str]()
+BASELINE_ENVIRONMENT = pytest.StashKey[dict | None]()
+REPORT = pytest.StashKey[Report]()
+SESSION = pytest.StashKey[pytest.Session]()
 NOT_SAVED = pytest.StashKey[str]()
+# pytest-benchmark's own warnings that cnnbench replaces with the baseline and environment lines
+REPLACED_WARNINGS = r"(Benchmark machine_info is different|Can't compare\. No benchmark files)"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cnnbench", "cnnbench: multi-device CNN training benchmarks")
     for option in OPTIONS:
-        if option.name == "channels-last":
-            group.addoption(option.flag, action="store_const", const="true", default=None, help=option.help)
+        text = option.help.replace("%", "%%")  # argparse formats help with %
+        if option.parse is flag:
+            group.addoption(option.flag, action="store_const", const="true", default=None, help=text)
         else:
-            group.addoption(option.flag, default=None, metavar=option.name.split("-")[-1].upper(), help=option.help)
+            group.addoption(option.flag, default=None, metavar=option.name.split("-")[-1].upper(), help=text)
         parser.addini(option.ini, option.help, default="")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Before pytest-benchmark's: its storage and baseline loading depend on what is read here."""
     values = {}
     for option in OPTIONS:
         value = config.getoption(option.flag)
         values[option.name] = value if value is not None else (config.getini(option.ini) or None)
     try:
-        config.stash[SETTINGS] = Settings.from_values(values)
+        settings = config.stash[SETTINGS] = Settings.from_values(values)
     except OptionError as error:
         raise pytest.UsageError(str(error)) from None
     if _under_xdist(config) and not config.getoption("benchmark_disable", False):
@@ -44,11 +68,23 @@ def pytest_configure(config: pytest.Config) -> None:
             "cnnbench: timings under pytest-xdist would share the machine and are not saved; "
             "add --benchmark-disable for a run-once functional check, or drop -n to time"
         )
+    if settings.plot and matplotlib_missing():
+        raise pytest.UsageError(MISSING)
     config.stash[RESULTS] = Results()
+    environment = config.stash[ENVIRONMENT] = fingerprint()
+    hardware = config.stash[HARDWARE] = hardware_class(environment, settings.kind)
+    config.stash[BASELINE_ENVIRONMENT] = None
+    storage = config.getoption("benchmark_storage", None)
+    if storage and ("://" not in storage or storage.startswith("file://")):
+        config.option.benchmark_storage = f"{storage.rstrip('/')}/{hardware}"  # baselines never mix hardware
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)  # tear worker groups down as on Ctrl-C
         config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    # pytest scopes filters set while configuring to the session. An unreadable saved run is skipped
+    # with a warning, never an error, even where warnings are errors.
+    warnings.filterwarnings("default", "Failed to load", PytestBenchmarkWarning)
+    warnings.filterwarnings("ignore", REPLACED_WARNINGS, PytestBenchmarkWarning)
 
 
 def _under_xdist(config: pytest.Config) -> bool:
@@ -57,6 +93,24 @@ def _under_xdist(config: pytest.Config) -> bool:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    machine_info["cnnbench"] = config.stash[ENVIRONMENT]
+
+
+def pytest_benchmark_compare_machine_info(config: pytest.Config, compared_benchmark: dict) -> None:
+    """Refuse a baseline from other hardware; remember its environment for the diff."""
+    baseline = config.stash[BASELINE_ENVIRONMENT] = compared_benchmark["machine_info"].get("cnnbench")
+    settings = config.stash[SETTINGS]
+    if baseline is None or settings.compare_any_hardware:
+        return
+    theirs, ours = hardware_class(baseline, settings.kind), config.stash[HARDWARE]
+    if theirs != ours:
+        raise pytest.UsageError(
+            f"cnnbench: the --benchmark-compare baseline comes from {theirs}, this machine is {ours}; "
+            "speedups compare only within one hardware class (--cnnbench-compare-any-hardware to compare anyway)"
+        )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -73,40 +127,117 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def cnnbench_group(cnnbench_case: Case, benchmark, request: pytest.FixtureRequest) -> Iterator[WorkerGroup]:
     """The case's worker group, started (and warmed up) before the benchmark, closed after it.
 
-    Labels the benchmark with the case, and records its result for the speedup computation.
+    Labels the benchmark with the case, and records its round times for the speedup computation.
     """
     benchmark.group = cnnbench_case.model_config
     benchmark.extra_info.update(cnnbench_case.extra_info())
-    results = request.config.stash[RESULTS]
     with WorkerGroup(cnnbench_case) as group:
+        benchmark.extra_info["device_names"] = group.device_names
         yield group
-        results.device_names.update(zip(cnnbench_case.devices.devices, group.device_names, strict=False))
     if benchmark.stats:
-        results.add(cnnbench_case, benchmark.stats.stats.median, benchmark.extra_info)
+        request.config.stash[RESULTS].add(benchmark.fullname, benchmark.stats.stats.data, benchmark.extra_info)
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
-    """An interrupted or failed run is not saved as a baseline (it would be compared against next)."""
-    benchmarks = getattr(session.config, "_benchmarksession", None)  # pytest-benchmark's session
-    if exitstatus != pytest.ExitCode.OK and benchmarks is not None and (benchmarks.save or benchmarks.autosave):
-        benchmarks.save = benchmarks.autosave = False
-        session.config.stash[NOT_SAVED] = (
-            f"cnnbench: this run was not saved to {benchmarks.storage}: it {_how(exitstatus)}"
-        )
-    yield
+    """Before pytest-benchmark saves: judge the run, and keep a bad one away from the baselines."""
+    config = session.config
+    config.stash[SESSION] = session
+    benchmarks = getattr(config, "_benchmarksession", None)  # pytest-benchmark's session: no public API
+    report = config.stash[REPORT] = _report(config, benchmarks)
+    if benchmarks is not None:
+        regressions = [(name, f) for name, v in report.verdicts.items() for f in v.failures]
+        benchmarks.performance_regressions.extend(regressions)
+        if exitstatus != pytest.ExitCode.OK:
+            _keep_out_of_baselines(config, benchmarks, _how(exitstatus))
+        elif regressions or _their_regressions(benchmarks):
+            _keep_out_of_baselines(config, benchmarks, "regressed")
+    return (yield)
+
+
+def _report(config: pytest.Config, benchmarks) -> Report:
+    settings, results = config.stash[SETTINGS], config.stash[RESULTS]
+    compared = bool(benchmarks and benchmarks.compare)
+    loaded = list(benchmarks.compared_mapping.items()) if compared else []
+    baseline = baseline_results(list(loaded[-1][1].values())) if loaded else {}
+    judged = verdicts(results.by_name, baseline, settings.speedup_fail, settings.min_efficiency)
+    changes = []
+    if loaded:
+        old = config.stash[BASELINE_ENVIRONMENT]
+        changes = differences(old, config.stash[ENVIRONMENT]) if old else ["the baseline has no cnnbench fingerprint"]
+    note = profile_note(settings.profile)
+    return Report(
+        results=results,
+        verdicts={v.name: v for v in judged},
+        environment=config.stash[ENVIRONMENT],
+        hardware=config.stash[HARDWARE],
+        compared=compared,
+        baseline=str(Path(str(benchmarks.storage)) / loaded[-1][0]) if loaded else None,
+        storage=str(benchmarks.storage) if benchmarks else None,
+        changes=changes,
+        gate=settings.gate,
+        notes=[note] if note else [],
+    )
+
+
+def _their_regressions(benchmarks) -> bool:
+    """Whether pytest-benchmark's own --benchmark-compare-fail checks fail (it checks only after saving)."""
+    if not (benchmarks.compare_fail and benchmarks.compared_mapping):
+        return False
+    before = len(benchmarks.performance_regressions)
+    for _ in benchmarks.prepare_benchmarks():  # runs the checks, appending what fails
+        pass
+    failed = len(benchmarks.performance_regressions) > before
+    del benchmarks.performance_regressions[before:]  # pytest-benchmark finds them again itself
+    return failed
+
+
+def _keep_out_of_baselines(config: pytest.Config, benchmarks, how: str) -> None:
+    """Not saved where --benchmark-compare looks; kept in ``rejected/`` of the same storage."""
+    name = benchmarks.save or benchmarks.autosave
+    if not name or not benchmarks.benchmarks:
+        return
+    benchmarks.save = benchmarks.autosave = False
+    message = f"cnnbench: this run {how}, so it was not saved as a baseline in {benchmarks.storage}"
+    storage = getattr(benchmarks.storage, "path", None)  # file storage
+    if storage is not None and not benchmarks.json:
+        label = name if isinstance(name, str) else "autosave"
+        benchmarks.json = Path(storage) / "rejected" / f"{time.strftime('%Y%m%d_%H%M%S')}_{label}.json"
+        benchmarks.json.parent.mkdir(parents=True, exist_ok=True)
+        message += f"; kept for inspection as {benchmarks.json}"
+    config.stash[NOT_SAVED] = message
 
 
 def _how(exitstatus: int) -> str:
     return "was interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "had failures or errors"
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    lines = summary(config.stash[SETTINGS], config.stash[RESULTS])
-    if lines:
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator[None]:
+    """After pytest-benchmark's tables and regression list; a regression is exit 1, not a traceback."""
+    try:
+        yield
+    except PerformanceRegression:
+        config.stash[SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
+    report = config.stash.get(REPORT, None)
+    if report is not None and report.results.by_name:
         terminalreporter.write_sep("-", "cnnbench: multi-device speedup")
-        for line in lines:
+        for line in text(report):
             terminalreporter.write_line(line)
+        _write_files(terminalreporter, config, report)
     if NOT_SAVED in config.stash:
         terminalreporter.write_line(config.stash[NOT_SAVED], yellow=True)
+
+
+def _write_files(terminalreporter, config: pytest.Config, report: Report) -> None:
+    settings = config.stash[SETTINGS]
+    try:
+        if settings.report:
+            write_atomically(settings.report, markdown(report).encode())
+            terminalreporter.write_line(f"cnnbench: report written to {settings.report}")
+        if settings.plot:
+            plot(report, settings.plot)
+            terminalreporter.write_line(f"cnnbench: plot written to {settings.plot}")
+    except OSError as error:
+        terminalreporter.write_line(f"cnnbench: could not write {error.filename}: {error.strerror}", red=True)
+        config.stash[SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED

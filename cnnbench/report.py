@@ -1,67 +1,131 @@
-"""The terminal summary: speedup tables per model config and one line on the machine."""
+"""What people read: the terminal summary and the Markdown report, from one set of tables."""
 
 from __future__ import annotations
 
-import torch
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from cnnbench.config import Settings
-from cnnbench.devices import usable_cores
+from cnnbench.compare import Verdict
 from cnnbench.results import Results
 
+WORDS = (0, 1, 9)  # columns of names (wrapper, devices, verdict), left-aligned; numbers right-aligned
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+
+@dataclass(frozen=True)
+class Report:
+    results: Results
+    verdicts: dict[str, Verdict]  # by test name
+    environment: dict
+    hardware: str
+    compared: bool  # --benchmark-compare was given
+    baseline: str | None = None  # the compared file
+    storage: str | None = None
+    changes: list[str] = field(default_factory=list)  # environment, baseline -> now
+    gate: str | None = None  # the thresholds, for people
+    notes: list[str] = field(default_factory=list)
 
 
 def _times(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def speedup_tables(results: Results) -> list[str]:
+def _range(values, fmt: str) -> str:
+    return "" if values is None else f"{values[0]:{fmt}}..{values[1]:{fmt}}"
+
+
+def tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
+    """Per model config: a header row, then one row per result."""
+    header = ("wrapper", "devices", "images/s", "speedup", "95% CI", "efficiency")
+    if report.compared or report.gate:
+        header += ("baseline", "change", "95% CI", "verdict")
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for name, info in report.results.by_name.items():
+        row = (
+            info["wrapper"],
+            info["device_set"],
+            f"{info['images_per_second']:.1f}",
+            _times(info["speedup"]),
+            _range(info["speedup_ci"], ".2f"),
+            "-" if info["efficiency"] is None else f"{info['efficiency']:.0%}",
+        )
+        if len(header) > len(row):
+            verdict = report.verdicts.get(name)
+            if verdict is None:
+                row += ("", "", "", "")
+            else:
+                change = "" if verdict.change is None else f"{verdict.change:+.0%}"
+                row += (_times(verdict.baseline), change, _range(verdict.change_ci, "+.0%"), verdict.verdict)
+        out.setdefault(info["model_config"], [header]).append(row)
+    return out
+
+
+def _context(report: Report) -> list[str]:
     lines = []
-    for config, infos in results.by_config.items():
-        lines.append(config)
-        rows = [("wrapper", "devices", "images/s", "speedup", "efficiency")]
-        for info in infos:
-            rows.append(
-                (
-                    info["wrapper"],
-                    info["device_set"],
-                    f"{info['images_per_second']:.1f}",
-                    _times(info["speedup"]),
-                    _percent(info["efficiency"]),
-                )
+    if report.compared:
+        if report.baseline:
+            lines.append(f"baseline: {report.baseline}")
+        else:
+            lines.append(
+                f"baseline: none yet for {report.hardware} in {report.storage}: nothing to compare with, "
+                "so no speedup is gated; save one with --benchmark-save=NAME"
             )
+    if report.gate:
+        lines.append(f"gate: {report.gate}")
+    if report.baseline:
+        lines += [f"environment changed: {c}" for c in report.changes] or ["environment: unchanged since the baseline"]
+    env = report.environment
+    libraries = [f"torch {env['torch']}"]
+    if env["gpus"]:
+        libraries += [f"CUDA {env['cuda']}", f"cuDNN {env['cudnn']}", f"NCCL {env['nccl']}", f"driver {env['driver']}"]
+    return [*lines, f"machine: {report.hardware}; {', '.join(libraries)}", *report.notes]
+
+
+def text(report: Report) -> list[str]:
+    """The terminal summary: aligned tables, names left and numbers right, then the context."""
+    lines = []
+    for config, rows in tables(report).items():
+        lines.append(config)
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:  # names left-aligned, numbers right-aligned
-            cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
-            lines.append("  " + "  ".join(cells))
-    return lines
+        for row in rows:
+            cells = [c.ljust(w) if i in WORDS else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+            lines.append(("  " + "  ".join(cells)).rstrip())
+    return lines + _context(report)
 
 
-def machine_line(settings: Settings, results: Results) -> str:
-    parts = [f"torch {torch.__version__}"]
-    if any(s.kind == "cuda" for s in settings.devices):
-        nccl = ".".join(map(str, torch.cuda.nccl.version())) if torch.distributed.is_nccl_available() else "none"
-        parts += [f"CUDA {torch.version.cuda}", f"cuDNN {torch.backends.cudnn.version()}", f"NCCL {nccl}"]
-        gpus = sorted({name for device, name in results.device_names.items() if device.startswith("cuda")})
-        parts.append(f"GPUs: {', '.join(gpus) or 'none ran'}")
-    if any(s.kind == "cpu" for s in settings.devices):
-        parts.append(f"CPU: {len(usable_cores())} usable cores, {settings.threads_per_device} thread(s) per rank")
-    return "machine: " + "; ".join(parts)
+def markdown(report: Report) -> str:
+    """A report fit for a CI job summary."""
+    failed = [f for v in report.verdicts.values() for f in v.failures]
+    lines = ["# cnnbench: multi-device speedup", ""]
+    lines += [f"**{len(failed)} regression(s)**" if failed else "**No speedup regression.**", ""]
+    for config, rows in tables(report).items():
+        lines += [f"## {config}", ""]
+        lines.append("| " + " | ".join(rows[0]) + " |")
+        lines.append("|" + "|".join("---" if i in WORDS else "---:" for i in range(len(rows[0]))) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+        lines.append("")
+    lines += [f"- {line}" for line in _context(report)]
+    return "\n".join(lines) + "\n"
 
 
-def profile_note(settings: Settings) -> str | None:
-    if settings.profile == "quick":
+def write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def profile_note(profile: str) -> str | None:
+    if profile == "quick":
         return (
             "note: the quick profile (1/4-width GoogLeNet at batch 32) is a CPU-sized proxy that "
             "exercises the DDP machinery, not the reference workload; its speedups are not GPU speedups"
         )
     return None
-
-
-def summary(settings: Settings, results: Results) -> list[str]:
-    if not results.by_config:
-        return []
-    note = profile_note(settings)
-    return speedup_tables(results) + [machine_line(settings, results)] + ([note] if note else [])

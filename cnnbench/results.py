@@ -1,17 +1,44 @@
-"""Throughput, speedup and efficiency of the results of one run, kept in their extra_info."""
+"""Throughput, speedup and efficiency, with bootstrap intervals from the timed rounds.
+
+A result is its benchmark's ``extra_info``: the case's sizes plus ``round_seconds``, the time of
+every timed round. Statistics are medians over rounds; an interval is the 2.5th to 97.5th
+percentile of the statistic over 2000 bootstrap draws, each resampling every run's rounds with
+replacement (seeded, so the same data always gives the same verdict).
+"""
 
 from __future__ import annotations
 
-from cnnbench.cases import Case
+import random
+import statistics
+from collections.abc import Callable
+
+DRAWS = 2000
+LEVEL = 0.95
+
+Throughput = Callable[[dict], float]  # a result's images per second, measured or resampled
 
 
-def images_per_second(global_batch: int, steps: int, round_seconds: float) -> float:
-    return global_batch * steps / round_seconds
+def throughput(info: dict) -> float:
+    """Images per second at the median round time."""
+    return info["global_batch"] * info["steps_per_round"] / statistics.median(info["round_seconds"])
 
 
-def speedup(throughput: float, reference_throughput: float) -> float:
+def interval(statistic: Callable[[Throughput], float]) -> tuple[float, float]:
+    """The bootstrap interval of ``statistic``, a function of the results' throughputs."""
+    rng = random.Random(0)
+
+    def resampled(info: dict) -> float:
+        rounds = info["round_seconds"]
+        return throughput({**info, "round_seconds": rng.choices(rounds, k=len(rounds))})
+
+    draws = sorted(statistic(resampled) for _ in range(DRAWS))
+    tail = int(DRAWS * (1 - LEVEL) / 2)
+    return draws[tail], draws[-tail - 1]
+
+
+def speedup(info: dict, reference: dict) -> Callable[[Throughput], float]:
     """Strong scaling: the reference's round time over ours; weak: the throughput ratio (the same thing)."""
-    return throughput / reference_throughput
+    return lambda tp: tp(info) / tp(reference)
 
 
 def efficiency(speedup_: float, devices: int) -> float:
@@ -19,24 +46,26 @@ def efficiency(speedup_: float, devices: int) -> float:
 
 
 class Results:
-    """Each model config's results; the ``single`` one is the speedup reference for the rest.
+    """This run's results by test name; in each model config the ``single`` one is the reference.
 
     Results may arrive in any order: every ``add`` recomputes its model config's speedups, in the
     ``extra_info`` dicts that pytest-benchmark saves.
     """
 
     def __init__(self) -> None:
-        self.by_config: dict[str, list[dict]] = {}
-        self.device_names: dict[str, str] = {}
+        self.by_name: dict[str, dict] = {}
 
-    def add(self, case: Case, median_seconds: float, extra_info: dict) -> None:
-        extra_info["images_per_second"] = images_per_second(case.global_batch, case.steps, median_seconds)
-        infos = self.by_config.setdefault(case.model_config, [])
-        infos.append(extra_info)
+    def add(self, name: str, round_seconds: list[float], info: dict) -> None:
+        info["round_seconds"] = list(round_seconds)
+        info["images_per_second"] = throughput(info)
+        self.by_name[name] = info
+        infos = [i for i in self.by_name.values() if i["model_config"] == info["model_config"]]
         reference = next((i for i in infos if i["wrapper"] == "single"), None)
-        for info in infos:
+        for result in infos:
             if reference is None:
-                info["speedup"] = info["efficiency"] = None
-            else:
-                info["speedup"] = speedup(info["images_per_second"], reference["images_per_second"])
-                info["efficiency"] = efficiency(info["speedup"], info["world_size"])
+                result["speedup"] = result["speedup_ci"] = result["efficiency"] = None
+                continue
+            ratio = speedup(result, reference)
+            result["speedup"] = ratio(throughput)
+            result["speedup_ci"] = None if result is reference else list(interval(ratio))
+            result["efficiency"] = efficiency(result["speedup"], result["world_size"])

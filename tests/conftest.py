@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import matplotlib.figure  # noqa: F401  in-process runs forget modules they import; keep one copy for all
 import pytest
 
 PERF_TEST = (Path(__file__).parents[1] / "perf_tests" / "test_training.py").read_text()

@@ -124,8 +124,15 @@ def test_groups_side_by_side_get_their_own_ports():
 def test_a_failed_run_is_not_saved_as_a_baseline(suite):
     result = suite.runpytest(*SMALL, "--cnnbench-models=raises_on_rank1,slow_linear", "--benchmark-autosave")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["cnnbench: this run was not saved to *: it had failures or errors"])
-    assert not list((suite.path / ".benchmarks").rglob("*.json"))
+    result.stdout.fnmatch_lines(
+        ["cnnbench: this run had failures or errors, so it was not saved as a baseline in *; kept for inspection as *"]
+    )
+    assert baselines(suite) == [] and len(list((suite.path / ".benchmarks").glob("*/rejected/*.json"))) == 1
     result = suite.runpytest(*SMALL, "--cnnbench-models=slow_linear", "--benchmark-autosave")
     result.assert_outcomes(passed=1)
-    assert len(list((suite.path / ".benchmarks").rglob("*.json"))) == 1
+    assert len(baselines(suite)) == 1
+
+
+def baselines(suite) -> list[Path]:
+    """Saved runs where --benchmark-compare looks."""
+    return list((suite.path / ".benchmarks").glob("*/*/[0-9][0-9][0-9][0-9]_*.json"))

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 SHORT = ["--cnnbench-steps=1", "--cnnbench-rounds=2", "--cnnbench-warmup=1"]
 
@@ -22,6 +23,11 @@ def test_help_lists_every_option_with_its_default(suite):
         "precision",
         "channels-last",
         "timeout",
+        "speedup-fail",
+        "min-efficiency",
+        "compare-any-hardware",
+        "report",
+        "plot",
     ]:
         result.stdout.fnmatch_lines([f"*--cnnbench-{flag}*"])
     result.stdout.fnmatch_lines(
@@ -35,6 +41,8 @@ def test_help_lists_every_option_with_its_default(suite):
         (["--cnnbench-models=vgg"], "ERROR: --cnnbench-models: unknown 'vgg'; valid: *"),
         (["--cnnbench-devices=gpu:0"], "ERROR: --cnnbench-devices: bad device set 'gpu:0': *"),
         (["--cnnbench-steps=0"], "ERROR: --cnnbench-steps: got '0'; valid: a whole number >= 1"),
+        (["--cnnbench-speedup-fail=20"], "ERROR: --cnnbench-speedup-fail: got '20'; valid: a percentage such as 20%*"),
+        (["--cnnbench-min-efficiency=high"], "ERROR: --cnnbench-min-efficiency: got 'high'; valid: *"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(suite, args, message):
@@ -88,15 +96,17 @@ def test_a_short_real_run_saves_speedups(suite):
         [
             "*cnnbench: multi-device speedup*",
             "googlenet_cifar_small-bs32-fp32",
-            "  wrapper*devices*images/s*speedup*efficiency",
-            "  single*cpu:0*1.00x*100%",
-            "  ddp*cpu:0 *x*%",
-            "  ddp*cpu:0,1*x*%",
-            "machine: torch *; CPU: * usable cores, 1 thread(s) per rank",
+            "  wrapper  devices  images/s  speedup  * 95% CI  efficiency",
+            "  single   cpu:0   * 1.00x  * 100%",
+            "  ddp      cpu:0   * *x  *..*  * *%",
+            "  ddp      cpu:0,1 * *x  *..*  * *%",
+            "machine: cpu-*x*; torch *",
             "note: the quick profile*",
         ]
     )
-    saved = {b["param"]: b for b in json.loads((suite.path / "out.json").read_text())["benchmarks"]}
+    output = json.loads((suite.path / "out.json").read_text())
+    assert output["machine_info"]["cnnbench"]["torch"] == torch.__version__
+    saved = {b["param"]: b for b in output["benchmarks"]}
     ddp = saved["googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1"]
     assert ddp["group"] == "googlenet_cifar_small-bs32-fp32"
     assert ddp["stats"]["rounds"] == 2
@@ -113,6 +123,7 @@ def test_a_short_real_run_saves_speedups(suite):
             "steps_per_round",
             "precision",
             "threads_per_rank",
+            "device_names",
         ]
     } == {
         "model": "googlenet_cifar_small",
@@ -124,11 +135,15 @@ def test_a_short_real_run_saves_speedups(suite):
         "steps_per_round": 1,
         "precision": "fp32",
         "threads_per_rank": 1,
+        "device_names": ["CPU, 1 thread", "CPU, 1 thread"],
     }
+    assert info["round_seconds"] == ddp["stats"]["data"]
     single_median = saved["googlenet_cifar_small-bs32-fp32-single-cpu:0"]["stats"]["median"]
     assert info["images_per_second"] == pytest.approx(32 / ddp["stats"]["median"])
     assert info["speedup"] == pytest.approx(single_median / ddp["stats"]["median"])
     assert info["efficiency"] == pytest.approx(info["speedup"] / 2)
+    low, high = info["speedup_ci"]
+    assert low <= info["speedup"] <= high
 
 
 def test_timing_under_xdist_is_refused(suite):

@@ -1,0 +1,96 @@
+"""Verdicts on this run's speedups: against the baseline's, and against a minimum efficiency.
+
+A change counts only when it is both beyond the threshold and outside the runs' own noise: a
+drop of more than ``speedup_fail`` whose bootstrap interval lies wholly below zero is a
+regression; one whose interval reaches zero is "within noise". Efficiency below
+``min_efficiency`` fails only when its whole interval is below the minimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnnbench.results import efficiency, interval, speedup, throughput
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str  # the test's full name, by which runs match
+    info: dict  # this run's result
+    baseline: float | None  # the baseline's speedup
+    change: float | None  # relative change of the speedup: -0.2 is 20% lower
+    change_ci: tuple[float, float] | None
+    verdict: str  # for people: "held", "regressed", "drop within noise", ...
+    failures: tuple[str, ...]  # why this result fails the run
+
+
+def baseline_results(benchmarks: list[dict]) -> dict[str, dict]:
+    """A saved run's results by test name; one saved without round times counts its median once."""
+    results = {}
+    for bench in benchmarks:
+        info = dict(bench.get("extra_info") or {})
+        if "wrapper" in info:
+            info.setdefault("round_seconds", [bench["stats"]["median"]])
+            info.setdefault("model_config", bench.get("group"))
+            results[bench["fullname"]] = info
+    return results
+
+
+def _reference(results: dict[str, dict], info: dict) -> dict | None:
+    config = info["model_config"]
+    return next((r for r in results.values() if r["model_config"] == config and r["wrapper"] == "single"), None)
+
+
+def _percent(value: float) -> str:
+    return f"{value:+.0%}"
+
+
+def verdicts(
+    current: dict[str, dict], baseline: dict[str, dict], speedup_fail: float | None, min_efficiency: float | None
+) -> list[Verdict]:
+    """One verdict per current result with a speedup other than its own reference's."""
+    out = []
+    for name, info in current.items():
+        if info.get("speedup_ci") is None:
+            continue  # the single reference itself, or no reference ran
+        old = baseline.get(name)
+        old_reference = _reference(baseline, old) if old else None
+        if old_reference is None or old_reference is old:
+            old_speedup = change = change_ci = None
+            verdict, failures = "no baseline", []
+        else:
+            now_ratio, old_ratio = speedup(info, _reference(current, info)), speedup(old, old_reference)
+
+            def relative(tp, now_ratio=now_ratio, old_ratio=old_ratio):
+                return now_ratio(tp) / old_ratio(tp) - 1
+
+            old_speedup, change, change_ci = old_ratio(throughput), relative(throughput), interval(relative)
+            verdict, failures = _against_baseline(old_speedup, info["speedup"], change, change_ci, speedup_fail)
+        if min_efficiency is not None and info["world_size"] > 1 and info["efficiency"] < min_efficiency:
+            upper = efficiency(info["speedup_ci"][1], info["world_size"])
+            if upper < min_efficiency:
+                verdict += "; efficiency too low"
+                low = f"efficiency {info['efficiency']:.0%} (95% CI up to {upper:.0%})"
+                failures.append(f"{low} is below the minimum {min_efficiency:.0%}")
+            else:
+                verdict += "; efficiency low within noise"
+        out.append(Verdict(name, info, old_speedup, change, change_ci, verdict, tuple(failures)))
+    return out
+
+
+def _against_baseline(
+    old: float, new: float, change: float, change_ci: tuple[float, float], threshold: float | None
+) -> tuple[str, list[str]]:
+    lo, hi = change_ci
+    if threshold is None:
+        return "not gated", []
+    if change < -threshold and hi < 0:
+        because = f"speedup {old:.2f}x -> {new:.2f}x ({_percent(change)}, 95% CI {_percent(lo)}..{_percent(hi)})"
+        return "regressed", [f"{because} dropped more than {threshold:.0%}"]
+    if change < -threshold:
+        return "drop within noise", []
+    if change > threshold and lo > 0:
+        return "improved: baseline may be stale, save a new one", []
+    if change > threshold:
+        return "rise within noise", []
+    return "held", []

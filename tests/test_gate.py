@@ -1,0 +1,151 @@
+"""The speedup gate as CI meets it: real short CPU runs, baselines on disk, exit codes, files."""
+
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from matplotlib.image import imread
+from pytest_benchmark.utils import get_machine_id
+
+from cnnbench.devices import usable_cores
+from cnnbench.environment import fingerprint, hardware_class
+
+DATA = Path(__file__).parent / "data"
+GATE = [
+    "--cnnbench-devices=cpu:0 cpu:0,1",
+    "--cnnbench-wrappers=single,ddp",
+    "--cnnbench-steps=2",
+    "--cnnbench-rounds=3",
+    "--cnnbench-warmup=1",
+    "--benchmark-compare",
+]
+TWO_DEVICES = "*test_train?googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1?"
+
+
+@contextlib.contextmanager
+def busy_core():
+    """Keep cpu:1's core busy: a straggler rank, as a slow link or a bad driver makes one."""
+    core = usable_cores()[1]
+    spin = f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"
+    process = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
+def storage(suite) -> Path:
+    return suite.path / ".benchmarks" / hardware_class(fingerprint(), "cpu") / get_machine_id()
+
+
+def no_traceback(result) -> bool:
+    return "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.skipif(len(usable_cores()) < 2, reason="needs two cores: one to load while cpu:0 stays idle")
+def test_save_then_compare_idle_then_with_a_straggler(suite):
+    first = suite.runpytest(*GATE, "--cnnbench-speedup-fail=20%", "--benchmark-save=base")
+    assert first.ret == pytest.ExitCode.OK
+    first.stdout.fnmatch_lines(["baseline: none yet for cpu-* in *: nothing to compare with, so no speedup is gated*"])
+    (saved,) = storage(suite).glob("0001_base.json")
+    baseline = json.loads(saved.read_text())
+    assert baseline["machine_info"]["cnnbench"]["cpu"]["cores"] == len(usable_cores())
+    baseline["machine_info"]["cnnbench"]["torch"] = "2.0.0"  # as if torch was upgraded since
+    saved.write_text(json.dumps(baseline))
+
+    idle = suite.runpytest(*GATE, "--cnnbench-speedup-fail=20%", "--benchmark-autosave")
+    assert idle.ret == pytest.ExitCode.OK, idle.stdout.str()
+    idle.stdout.fnmatch_lines(
+        [
+            "*verdict",
+            "  ddp      cpu:0,1 *x  *..*  *%  *x  *%  *%..*%  *",
+            "baseline: *0001_base.json",
+            "gate: speedup drop beyond 20% and beyond noise fails",
+            f"environment changed: torch 2.0.0 -> {torch.__version__}",
+        ]
+    )
+    assert "Benchmark machine_info is different" not in idle.stdout.str() + idle.stderr.str()
+
+    with busy_core():
+        slow = suite.runpytest(
+            *GATE,
+            "--cnnbench-speedup-fail=20%",
+            "--benchmark-autosave",
+            "--cnnbench-report=out/report.md",
+            "--cnnbench-plot=out/speedup.png",
+        )
+    assert slow.ret == pytest.ExitCode.TESTS_FAILED
+    slow.stderr.fnmatch_lines(
+        [
+            "Performance has regressed:",
+            f"{TWO_DEVICES} - speedup *x -> *x (-*%, 95% CI -*%..-*%) dropped more than 20%",
+        ]
+    )
+    slow.stdout.fnmatch_lines(["  ddp *cpu:0,1 * regressed", "cnnbench: this run regressed, so it was not saved*"])
+    assert no_traceback(slow)
+    assert sorted(p.name for p in storage(suite).glob("*.json"))[0] == "0001_base.json"
+    assert len(list(storage(suite).glob("*.json"))) == 2  # the regressed run is not the next baseline
+    assert len(list(storage(suite).parent.glob("rejected/*.json"))) == 1  # but kept for inspection
+    report = (suite.path / "out" / "report.md").read_text()
+    assert "**1 regression(s)**" in report and "| ddp | cpu:0,1 |" in report and "| regressed |" in report
+    height, width, _ = imread(suite.path / "out" / "speedup.png").shape
+    assert height > 200 and width > 200
+
+    with busy_core():
+        theirs = suite.runpytest(*GATE, "--benchmark-compare-fail=median:20%", "--benchmark-autosave")
+    assert theirs.ret == pytest.ExitCode.TESTS_FAILED
+    theirs.stderr.fnmatch_lines(["Performance has regressed:", f"{TWO_DEVICES}* - Field 'median' has failed*"])
+    assert no_traceback(theirs)
+    assert len(list(storage(suite).glob("*.json"))) == 2
+
+
+def test_a_corrupt_or_missing_baseline_is_no_baseline_yet(suite):
+    storage(suite).mkdir(parents=True)
+    (storage(suite) / "0001_broken.json").write_text("{not json")
+    result = suite.runpytest_subprocess(  # the warning is printed where the user sees it
+        "--cnnbench-devices=cpu:0",
+        "--cnnbench-wrappers=single",
+        "--cnnbench-steps=1",
+        "--cnnbench-rounds=1",
+        "--cnnbench-warmup=0",
+        "--benchmark-compare",
+        "--cnnbench-speedup-fail=20%",
+        "-W",
+        "error::pytest_benchmark.logger.PytestBenchmarkWarning",  # as strict as a project may be
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stderr.fnmatch_lines(["*Failed to load *0001_broken.json*"])
+    result.stdout.fnmatch_lines(["baseline: none yet for cpu-*"])
+
+
+def other_hardware(suite) -> None:
+    saved = json.loads((DATA / "idle.json").read_text())
+    saved["machine_info"]["cnnbench"]["cpu"]["model"] = "Other CPU"  # as if saved on another machine
+    (suite.path / "other.json").write_text(json.dumps(saved))
+
+
+def test_a_baseline_from_other_hardware_is_refused(suite):
+    other_hardware(suite)
+    result = suite.runpytest("--benchmark-compare=other.json", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: cnnbench: the --benchmark-compare baseline comes from cpu-*xOther_CPU, this machine is cpu-*; "
+            "speedups compare only within one hardware class (--cnnbench-compare-any-hardware to compare anyway)"
+        ]
+    )
+    assert no_traceback(result)
+    allowed = suite.runpytest("--benchmark-compare=other.json", "--cnnbench-compare-any-hardware", "--collect-only")
+    assert allowed.ret == pytest.ExitCode.OK
+
+
+def test_a_plot_without_matplotlib_is_a_usage_error(suite, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    result = suite.runpytest("--cnnbench-plot=speedup.png", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cnnbench: --cnnbench-plot needs matplotlib; *pip install 'cnnbench?plot?'"])

@@ -1,0 +1,79 @@
+"""The summary, the Markdown report and the plot, from saved runs in tests/data."""
+
+import json
+from pathlib import Path
+
+from matplotlib.image import imread
+
+from cnnbench.compare import baseline_results, verdicts
+from cnnbench.plot import plot
+from cnnbench.report import Report, markdown, text, write_atomically
+from cnnbench.results import Results
+
+DATA = Path(__file__).parent / "data"
+
+
+def report(now: str, baseline: str | None) -> Report:
+    saved = json.loads((DATA / now).read_text())
+    results = Results()
+    results.by_name = {bench["fullname"]: bench["extra_info"] for bench in saved["benchmarks"]}
+    old = baseline_results(json.loads((DATA / baseline).read_text())["benchmarks"]) if baseline else {}
+    judged = verdicts(results.by_name, old, 0.2, None)
+    return Report(
+        results=results,
+        verdicts={v.name: v for v in judged},
+        environment=saved["machine_info"]["cnnbench"],
+        hardware="cpu-2xAMD_EPYC",
+        compared=baseline is not None,
+        baseline=baseline,
+        changes=["torch 2.0.0 -> 2.14.1"],
+        gate="speedup drop beyond 20% and beyond noise fails" if baseline else None,
+    )
+
+
+def test_the_summary_aligns_its_columns():
+    lines = text(report("straggler.json", "idle.json"))
+    table = lines[1:5]
+    assert table[0].split() == [
+        "wrapper",
+        "devices",
+        "images/s",
+        "speedup",
+        "95%",
+        "CI",
+        "efficiency",
+        "baseline",
+        "change",
+        "95%",
+        "CI",
+        "verdict",
+    ]
+    assert table[3].endswith("regressed")
+    assert len({line.index("x ") for line in table[2:]}) == 1  # speedups right-aligned in one column
+    assert "environment changed: torch 2.0.0 -> 2.14.1" in lines
+
+
+def test_without_a_baseline_the_summary_has_no_baseline_columns():
+    lines = text(report("idle.json", None))
+    assert lines[1].split()[-1] == "efficiency" and lines[-1].startswith("machine: cpu-2xAMD_EPYC; torch")
+
+
+def test_the_markdown_report_has_verdicts_and_the_environment():
+    out = markdown(report("straggler.json", "idle.json"))
+    assert out.startswith("# cnnbench: multi-device speedup\n\n**1 regression(s)**\n")
+    assert "|---|---|---:|---:|---:|---:|---:|---:|---:|---|" in out
+    assert "| regressed |" in out and "- environment changed: torch 2.0.0 -> 2.14.1" in out
+
+
+def test_the_plot_is_a_png(tmp_path):
+    plot(report("straggler.json", "idle.json"), tmp_path / "plots" / "speedup.png")
+    height, width, _ = imread(tmp_path / "plots" / "speedup.png").shape
+    assert (height, width) == (450, 550)
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["speedup.png"]  # no temporary file left
+
+
+def test_files_are_replaced_whole(tmp_path):
+    path = tmp_path / "report.md"
+    write_atomically(path, b"old")
+    write_atomically(path, b"new")
+    assert path.read_bytes() == b"new" and list(tmp_path.iterdir()) == [path]
