@@ -165,7 +165,9 @@ def _report(config: pytest.Config, benchmarks) -> Report:
     if loaded:
         old = config.stash[BASELINE_ENVIRONMENT]
         changes = differences(old, config.stash[ENVIRONMENT]) if old else ["the baseline has no cnnbench fingerprint"]
-    note = profile_note(settings.profile)
+    notes = [note for note in [profile_note(settings.profile)] if note]
+    if settings.speedup_fail is not None and not compared:
+        notes.append("note: --cnnbench-speedup-fail compares with a baseline: add --benchmark-compare to gate drops")
     return Report(
         results=results,
         verdicts={v.name: v for v in judged},
@@ -174,9 +176,10 @@ def _report(config: pytest.Config, benchmarks) -> Report:
         compared=compared,
         baseline=str(Path(str(benchmarks.storage)) / loaded[-1][0]) if loaded else None,
         storage=str(benchmarks.storage) if benchmarks else None,
+        wanted=benchmarks.compare if compared and benchmarks.compare is not True else None,
         changes=changes,
         gate=settings.gate,
-        notes=[note] if note else [],
+        notes=notes,
     )
 
 

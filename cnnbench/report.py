@@ -22,6 +22,7 @@ class Report:
     compared: bool  # --benchmark-compare was given
     baseline: str | None = None  # the compared file
     storage: str | None = None
+    wanted: str | None = None  # the run --benchmark-compare named, if it named one
     changes: list[str] = field(default_factory=list)  # environment, baseline -> now
     gate: str | None = None  # the thresholds, for people
     notes: list[str] = field(default_factory=list)
@@ -66,6 +67,8 @@ def _context(report: Report) -> list[str]:
     if report.compared:
         if report.baseline:
             lines.append(f"baseline: {report.baseline}")
+        elif report.wanted:
+            lines.append(f"baseline: nothing in {report.storage} matches {report.wanted!r}, so no speedup is gated")
         else:
             lines.append(
                 f"baseline: none yet for {report.hardware} in {report.storage}: nothing to compare with, "
