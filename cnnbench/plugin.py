@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pytest_benchmark.logger import PytestBenchmarkWarning
 from pytest_benchmark.session import PerformanceRegression
 
+from cnnbench.baselines import keep_out, loaded_baseline, storage_by_hardware, their_regressions
 from cnnbench.cases import Case
 from cnnbench.compare import baseline_results, verdicts
 from cnnbench.config import OPTIONS, OptionError, Settings, flag
@@ -75,8 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
     hardware = config.stash[HARDWARE] = hardware_class(environment, settings.kind)
     config.stash[BASELINE_ENVIRONMENT] = None
     storage = config.getoption("benchmark_storage", None)
-    if storage and ("://" not in storage or storage.startswith("file://")):
-        config.option.benchmark_storage = f"{storage.rstrip('/')}/{hardware}"  # baselines never mix hardware
+    if storage:  # read by pytest-benchmark's own pytest_configure, which runs after this one
+        config.option.benchmark_storage = storage_by_hardware(storage, hardware)
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)  # tear worker groups down as on Ctrl-C
@@ -143,26 +142,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     """Before pytest-benchmark saves: judge the run, and keep a bad one away from the baselines."""
     config = session.config
     config.stash[SESSION] = session
-    benchmarks = getattr(config, "_benchmarksession", None)  # pytest-benchmark's session: no public API
+    benchmarks = getattr(config, "_benchmarksession", None)  # pytest-benchmark's session
     report = config.stash[REPORT] = _report(config, benchmarks)
     if benchmarks is not None:
         regressions = [(name, f) for name, v in report.verdicts.items() for f in v.failures]
-        benchmarks.performance_regressions.extend(regressions)
+        benchmarks.performance_regressions.extend(regressions)  # listed, and exit 1, by pytest-benchmark
+        message = None
         if exitstatus != pytest.ExitCode.OK:
-            _keep_out_of_baselines(config, benchmarks, _how(exitstatus))
-        elif regressions or _their_regressions(benchmarks):
-            _keep_out_of_baselines(config, benchmarks, "regressed")
+            message = keep_out(benchmarks, _how(exitstatus))
+        elif regressions or their_regressions(benchmarks):
+            message = keep_out(benchmarks, "regressed")
+        if message:
+            config.stash[NOT_SAVED] = message
     return (yield)
 
 
 def _report(config: pytest.Config, benchmarks) -> Report:
     settings, results = config.stash[SETTINGS], config.stash[RESULTS]
     compared = bool(benchmarks and benchmarks.compare)
-    loaded = list(benchmarks.compared_mapping.items()) if compared else []
-    baseline = baseline_results(list(loaded[-1][1].values())) if loaded else {}
-    judged = verdicts(results.by_name, baseline, settings.speedup_fail, settings.min_efficiency)
+    path, saved = loaded_baseline(benchmarks) if compared else (None, [])
+    judged = verdicts(results.by_name, baseline_results(saved), settings.speedup_fail, settings.min_efficiency)
     changes = []
-    if loaded:
+    if path:
         old = config.stash[BASELINE_ENVIRONMENT]
         changes = differences(old, config.stash[ENVIRONMENT]) if old else ["the baseline has no cnnbench fingerprint"]
     notes = [note for note in [profile_note(settings.profile)] if note]
@@ -174,41 +175,13 @@ def _report(config: pytest.Config, benchmarks) -> Report:
         environment=config.stash[ENVIRONMENT],
         hardware=config.stash[HARDWARE],
         compared=compared,
-        baseline=str(Path(str(benchmarks.storage)) / loaded[-1][0]) if loaded else None,
+        baseline=path,
         storage=str(benchmarks.storage) if benchmarks else None,
         wanted=benchmarks.compare if compared and benchmarks.compare is not True else None,
         changes=changes,
         gate=settings.gate,
         notes=notes,
     )
-
-
-def _their_regressions(benchmarks) -> bool:
-    """Whether pytest-benchmark's own --benchmark-compare-fail checks fail (it checks only after saving)."""
-    if not (benchmarks.compare_fail and benchmarks.compared_mapping):
-        return False
-    before = len(benchmarks.performance_regressions)
-    for _ in benchmarks.prepare_benchmarks():  # runs the checks, appending what fails
-        pass
-    failed = len(benchmarks.performance_regressions) > before
-    del benchmarks.performance_regressions[before:]  # pytest-benchmark finds them again itself
-    return failed
-
-
-def _keep_out_of_baselines(config: pytest.Config, benchmarks, how: str) -> None:
-    """Not saved where --benchmark-compare looks; kept in ``rejected/`` of the same storage."""
-    name = benchmarks.save or benchmarks.autosave
-    if not name or not benchmarks.benchmarks:
-        return
-    benchmarks.save = benchmarks.autosave = False
-    message = f"cnnbench: this run {how}, so it was not saved as a baseline in {benchmarks.storage}"
-    storage = getattr(benchmarks.storage, "path", None)  # file storage
-    if storage is not None and not benchmarks.json:
-        label = name if isinstance(name, str) else "autosave"
-        benchmarks.json = Path(storage) / "rejected" / f"{time.strftime('%Y%m%d_%H%M%S')}_{label}.json"
-        benchmarks.json.parent.mkdir(parents=True, exist_ok=True)
-        message += f"; kept for inspection as {benchmarks.json}"
-    config.stash[NOT_SAVED] = message
 
 
 def _how(exitstatus: int) -> str:
