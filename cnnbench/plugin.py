@@ -36,8 +36,8 @@ BASELINE_ENVIRONMENT = pytest.StashKey[dict | None]()
 REPORT = pytest.StashKey[Report]()
 SESSION = pytest.StashKey[pytest.Session]()
 NOT_SAVED = pytest.StashKey[str]()
-# pytest-benchmark's own warnings that cnnbench replaces with the baseline and environment lines
-REPLACED_WARNINGS = r"(Benchmark machine_info is different|Can't compare\. No benchmark files)"
+# pytest-benchmark's warning that cnnbench replaces with its "baseline: none yet" line
+NO_BASELINE_WARNING = r"Can't compare\. No benchmark files"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,7 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest scopes filters set while configuring to the session. An unreadable saved run is skipped
     # with a warning, never an error, even where warnings are errors.
     warnings.filterwarnings("default", "Failed to load", PytestBenchmarkWarning)
-    warnings.filterwarnings("ignore", REPLACED_WARNINGS, PytestBenchmarkWarning)
+    warnings.filterwarnings("ignore", NO_BASELINE_WARNING, PytestBenchmarkWarning)
 
 
 def _under_xdist(config: pytest.Config) -> bool:
@@ -98,18 +98,29 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["cnnbench"] = config.stash[ENVIRONMENT]
 
 
-def pytest_benchmark_compare_machine_info(config: pytest.Config, compared_benchmark: dict) -> None:
-    """Refuse a baseline from other hardware; remember its environment for the diff."""
-    baseline = config.stash[BASELINE_ENVIRONMENT] = compared_benchmark["machine_info"].get("cnnbench")
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_benchmark_compare_machine_info(config: pytest.Config, machine_info: dict, compared_benchmark: dict):
+    """Refuse a baseline from other hardware, and remember its environment for the summary's diff.
+
+    cnnbench lists what changed itself, so pytest-benchmark's own check (a warning that dumps both
+    machine_info dicts, and that breaks on a storage path outside the working directory) is shown
+    the current machine_info in place of the baseline's.
+    """
+    saved = compared_benchmark["machine_info"]
+    baseline = config.stash[BASELINE_ENVIRONMENT] = saved.get("cnnbench")
     settings = config.stash[SETTINGS]
-    if baseline is None or settings.compare_any_hardware:
-        return
-    theirs, ours = hardware_class(baseline, settings.kind), config.stash[HARDWARE]
-    if theirs != ours:
-        raise pytest.UsageError(
-            f"cnnbench: the --benchmark-compare baseline comes from {theirs}, this machine is {ours}; "
-            "speedups compare only within one hardware class (--cnnbench-compare-any-hardware to compare anyway)"
-        )
+    if baseline is not None and not settings.compare_any_hardware:
+        theirs, ours = hardware_class(baseline, settings.kind), config.stash[HARDWARE]
+        if theirs != ours:
+            raise pytest.UsageError(
+                f"cnnbench: the --benchmark-compare baseline comes from {theirs}, this machine is {ours}; "
+                "speedups compare only within one hardware class (--cnnbench-compare-any-hardware to compare anyway)"
+            )
+    compared_benchmark["machine_info"] = machine_info
+    try:
+        return (yield)
+    finally:
+        compared_benchmark["machine_info"] = saved
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -144,6 +144,20 @@ def test_a_baseline_from_other_hardware_is_refused(suite):
     assert allowed.ret == pytest.ExitCode.OK
 
 
+def test_a_baseline_from_another_host_in_storage_outside_the_working_directory(suite, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("runner-storage")  # e.g. a runner's persistent folder
+    saved = json.loads((DATA / "idle.json").read_text())
+    saved["machine_info"].update(node="another-runner", cnnbench=fingerprint())  # same hardware class
+    folder = outside / hardware_class(fingerprint(), "cpu") / get_machine_id()
+    folder.mkdir(parents=True)
+    (folder / "0001_main.json").write_text(json.dumps(saved))
+    result = suite.runpytest(f"--benchmark-storage={outside}", "--benchmark-compare", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    result.stderr.fnmatch_lines(["Comparing against benchmarks from: *0001_main.json"])
+    assert "machine_info is different" not in result.stdout.str() + result.stderr.str()
+    assert no_traceback(result)
+
+
 def test_a_plot_without_matplotlib_is_a_usage_error(suite, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     result = suite.runpytest("--cnnbench-plot=speedup.png", "--collect-only")
