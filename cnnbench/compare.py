@@ -66,16 +66,20 @@ def verdicts(
 
             old_speedup, change, change_ci = old_ratio(throughput), relative(throughput), interval(relative)
             verdict, failures = _against_baseline(old_speedup, info["speedup"], change, change_ci, speedup_fail)
-        if min_efficiency is not None and info["world_size"] > 1 and info["efficiency"] < min_efficiency:
-            upper = efficiency(info["speedup_ci"][1], info["world_size"])
-            if upper < min_efficiency:
-                verdict += "; efficiency too low"
-                low = f"efficiency {info['efficiency']:.0%} (95% CI up to {upper:.0%})"
-                failures.append(f"{low} is below the minimum {min_efficiency:.0%}")
-            else:
-                verdict += "; efficiency low within noise"
+        if min_efficiency is not None and info["world_size"] > 1:
+            verdict, failures = _against_minimum(info, min_efficiency, verdict, failures)
         out.append(Verdict(name, info, old_speedup, change, change_ci, verdict, tuple(failures)))
     return out
+
+
+def _against_minimum(info: dict, minimum: float, verdict: str, failures: list[str]) -> tuple[str, list[str]]:
+    if info["efficiency"] >= minimum:
+        return verdict, failures
+    upper = efficiency(info["speedup_ci"][1], info["world_size"])
+    if upper >= minimum:
+        return f"{verdict}; efficiency low within noise", failures
+    why = f"efficiency {info['efficiency']:.0%} (95% CI up to {upper:.0%}) is below the minimum {minimum:.0%}"
+    return f"{verdict}; efficiency too low", [*failures, why]
 
 
 def _against_baseline(

@@ -99,16 +99,22 @@ def text(report: Report) -> list[str]:
 
 def markdown(report: Report) -> str:
     """A report fit for a CI job summary."""
-    failed = [f for v in report.verdicts.values() for f in v.failures]
+    failed = [(v.name.partition("::")[2], f) for v in report.verdicts.values() for f in v.failures]
     lines = ["# cnnbench: multi-device speedup", ""]
-    lines += [f"**{len(failed)} regression(s)**" if failed else "**No speedup regression.**", ""]
+    if failed:
+        lines += [f"**Failed**: {len(failed)} check(s)", ""] + [f"- `{name}`: {why}" for name, why in failed]
+    else:
+        lines.append(
+            "**Passed**" if report.gate else "No gate was set (`--cnnbench-speedup-fail`, `--cnnbench-min-efficiency`)."
+        )
+    lines.append("")
     for config, rows in tables(report).items():
         lines += [f"## {config}", ""]
         lines.append("| " + " | ".join(rows[0]) + " |")
         lines.append("|" + "|".join("---" if i in WORDS else "---:" for i in range(len(rows[0]))) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
         lines.append("")
-    lines += [f"- {line}" for line in _context(report)]
+    lines += ["## Run", ""] + [f"- {line}" for line in _context(report)]
     return "\n".join(lines) + "\n"
 
 

@@ -92,7 +92,7 @@ def test_save_then_compare_idle_then_with_a_straggler(suite):
     assert len(list(storage(suite).glob("*.json"))) == 2  # the regressed run is not the next baseline
     assert len(list(storage(suite).parent.glob("rejected/*.json"))) == 1  # but kept for inspection
     report = (suite.path / "out" / "report.md").read_text()
-    assert "**1 regression(s)**" in report and "| ddp | cpu:0,1 |" in report and "| regressed |" in report
+    assert "**Failed**: 1 check(s)" in report and "| ddp | cpu:0,1 |" in report and "| regressed |" in report
     height, width, _ = imread(suite.path / "out" / "speedup.png").shape
     assert height > 200 and width > 200
 

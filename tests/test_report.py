@@ -60,7 +60,8 @@ def test_without_a_baseline_the_summary_has_no_baseline_columns():
 
 def test_the_markdown_report_has_verdicts_and_the_environment():
     out = markdown(report("straggler.json", "idle.json"))
-    assert out.startswith("# cnnbench: multi-device speedup\n\n**1 regression(s)**\n")
+    assert out.startswith("# cnnbench: multi-device speedup\n\n**Failed**: 1 check(s)\n\n- `test_train[")
+    assert "ddp-cpu:0,1]`: speedup 1.83x -> 0.86x (-53%" in out
     assert "|---|---|---:|---:|---:|---:|---:|---:|---:|---|" in out
     assert "| regressed |" in out and "- environment changed: torch 2.0.0 -> 2.14.1" in out
 
