@@ -11,10 +11,12 @@ import torch
 from matplotlib.image import imread
 from pytest_benchmark.utils import get_machine_id
 
-from cnnbench.devices import usable_cores
+from cnnbench.devices import parse_device_set, usable_cores
 from cnnbench.environment import fingerprint, hardware_class
 
 DATA = Path(__file__).parent / "data"
+# Idle reruns of these short runs moved the 2-device speedup by up to about 10%; a busy core halves it.
+FAIL = "30%"
 GATE = [
     "--cnnbench-devices=cpu:0 cpu:0,1",
     "--cnnbench-wrappers=single,ddp",
@@ -28,15 +30,16 @@ TWO_DEVICES = "*test_train?googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1?"
 
 @contextlib.contextmanager
 def busy_core():
-    """Keep cpu:1's core busy: a straggler rank, as a slow link or a bad driver makes one."""
-    core = usable_cores()[1]
-    spin = f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"
-    process = subprocess.Popen([sys.executable, "-c", spin])
+    """Keep the cores of cpu:1 busy: a straggler rank, as a slow link or a bad driver makes one."""
+    cores = parse_device_set("cpu:0,1").cores(len(usable_cores()) // 2)[1]
+    spin = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
+    processes = [subprocess.Popen([sys.executable, "-c", spin, str(core)]) for core in cores]
     try:
         yield
     finally:
-        process.kill()
-        process.wait()
+        for process in processes:
+            process.kill()
+            process.wait()
 
 
 def storage(suite) -> Path:
@@ -49,7 +52,7 @@ def no_traceback(result) -> bool:
 
 @pytest.mark.skipif(len(usable_cores()) < 2, reason="needs two cores: one to load while cpu:0 stays idle")
 def test_save_then_compare_idle_then_with_a_straggler(suite):
-    first = suite.runpytest(*GATE, "--cnnbench-speedup-fail=20%", "--benchmark-save=base")
+    first = suite.runpytest(*GATE, f"--cnnbench-speedup-fail={FAIL}", "--benchmark-save=base")
     assert first.ret == pytest.ExitCode.OK
     first.stdout.fnmatch_lines(["baseline: none yet for cpu-* in *: nothing to compare with, so no speedup is gated*"])
     (saved,) = storage(suite).glob("0001_base.json")
@@ -58,14 +61,14 @@ def test_save_then_compare_idle_then_with_a_straggler(suite):
     baseline["machine_info"]["cnnbench"]["torch"] = "2.0.0"  # as if torch was upgraded since
     saved.write_text(json.dumps(baseline))
 
-    idle = suite.runpytest(*GATE, "--cnnbench-speedup-fail=20%", "--benchmark-autosave")
+    idle = suite.runpytest(*GATE, f"--cnnbench-speedup-fail={FAIL}", "--benchmark-autosave")
     assert idle.ret == pytest.ExitCode.OK, idle.stdout.str()
     idle.stdout.fnmatch_lines(
         [
             "*verdict",
             "  ddp      cpu:0,1 *x  *..*  *%  *x  *%  *%..*%  *",
             "baseline: *0001_base.json",
-            "gate: speedup drop beyond 20% and beyond noise fails",
+            f"gate: speedup drop beyond {FAIL} and beyond noise fails",
             f"environment changed: torch 2.0.0 -> {torch.__version__}",
         ]
     )
@@ -74,7 +77,7 @@ def test_save_then_compare_idle_then_with_a_straggler(suite):
     with busy_core():
         slow = suite.runpytest(
             *GATE,
-            "--cnnbench-speedup-fail=20%",
+            f"--cnnbench-speedup-fail={FAIL}",
             "--benchmark-autosave",
             "--cnnbench-report=out/report.md",
             "--cnnbench-plot=out/speedup.png",
@@ -83,7 +86,7 @@ def test_save_then_compare_idle_then_with_a_straggler(suite):
     slow.stderr.fnmatch_lines(
         [
             "Performance has regressed:",
-            f"{TWO_DEVICES} - speedup *x -> *x (-*%, 95% CI -*%..-*%) dropped more than 20%",
+            f"{TWO_DEVICES} - speedup *x -> *x (-*%, 95% CI -*%..-*%) dropped more than {FAIL}",
         ]
     )
     slow.stdout.fnmatch_lines(["  ddp *cpu:0,1 * regressed", "cnnbench: this run regressed, so it was not saved*"])
@@ -97,7 +100,7 @@ def test_save_then_compare_idle_then_with_a_straggler(suite):
     assert height > 200 and width > 200
 
     with busy_core():
-        theirs = suite.runpytest(*GATE, "--benchmark-compare-fail=median:20%", "--benchmark-autosave")
+        theirs = suite.runpytest(*GATE, f"--benchmark-compare-fail=median:{FAIL}", "--benchmark-autosave")
     assert theirs.ret == pytest.ExitCode.TESTS_FAILED
     theirs.stderr.fnmatch_lines(["Performance has regressed:", f"{TWO_DEVICES}* - Field 'median' has failed*"])
     assert no_traceback(theirs)
@@ -114,7 +117,7 @@ def test_a_corrupt_or_missing_baseline_is_no_baseline_yet(suite):
         "--cnnbench-rounds=1",
         "--cnnbench-warmup=0",
         "--benchmark-compare",
-        "--cnnbench-speedup-fail=20%",
+        f"--cnnbench-speedup-fail={FAIL}",
         "-W",
         "error::pytest_benchmark.logger.PytestBenchmarkWarning",  # as strict as a project may be
     )
