@@ -66,9 +66,16 @@ def _gpus() -> tuple[list[dict[str, Any]], str | None]:
     rows = _nvidia_smi(f"--query-gpu={','.join(GPU_FIELDS)}", "--format=csv,noheader,nounits")
     gpus, driver = [], None
     for row in rows.strip().splitlines():
-        index, name, memory, capability, uuid, driver = (cell.strip() for cell in row.split(","))
+        index, rest = row.split(",", 1)
+        name, memory, capability, uuid, driver = (cell.strip() for cell in rest.rsplit(",", 4))  # a name may hold ","
         gpus.append(
-            {"index": int(index), "name": name, "memory_mib": int(memory), "capability": capability, "uuid": uuid}
+            {
+                "index": int(index),
+                "name": name,
+                "memory_mib": int(memory) if memory.isdigit() else None,  # "[N/A]" on some boards
+                "capability": capability,
+                "uuid": uuid,
+            }
         )
     return _visible(gpus), driver
 

@@ -19,6 +19,7 @@ QUERY = (
     "0, NVIDIA H200, 143771, 9.0, GPU-aaaa1111-0000-0000-0000-000000000000, 560.35.03\n"
     "1, NVIDIA H200, 143771, 9.0, GPU-bbbb2222-0000-0000-0000-000000000000, 560.35.03\n"
 )
+ODD = "0, Board, rev 2, [N/A], 8.6, GPU-cccc3333-0000-0000-0000-000000000000, 535.54.03\n"
 
 
 def test_topology_and_peer_matrices_keep_the_gpu_part():
@@ -54,6 +55,13 @@ def test_gpus_driver_and_matrices_from_nvidia_smi(monkeypatch):
     }
     assert env["topology"]["GPU0"]["GPU1"] == "NV18" and env["p2p"]["GPU1"]["GPU0"] == "OK"
     assert hardware_class(env, "cuda") == "cuda-2xNVIDIA_H200"
+
+
+def test_a_comma_in_the_name_and_unknown_memory_are_read(monkeypatch):
+    monkeypatch.setattr(environment, "_nvidia_smi", lambda *args: ODD if "--query-gpu" in args[0] else "")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    (gpu,) = fingerprint()["gpus"]
+    assert (gpu["name"], gpu["memory_mib"], gpu["capability"]) == ("Board, rev 2", None, "8.6")
 
 
 @pytest.mark.parametrize(("visible", "indices"), [("1", [1]), ("GPU-bbbb", [1]), ("1,0", [1, 0]), ("", [])])
