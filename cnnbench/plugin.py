@@ -206,12 +206,14 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator
         yield
     except PerformanceRegression:
         config.stash[SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
-    report = config.stash.get(REPORT, None)
+    report, settings = config.stash.get(REPORT, None), config.stash[SETTINGS]
     if report is not None and report.results.by_name:
         terminalreporter.write_sep("-", "cnnbench: multi-device speedup")
         for line in text(report):
             terminalreporter.write_line(line)
         _write_files(terminalreporter, config, report)
+    elif settings.report or settings.plot:
+        terminalreporter.write_line("cnnbench: no benchmark result, so no report or plot was written", yellow=True)
     if NOT_SAVED in config.stash:
         terminalreporter.write_line(config.stash[NOT_SAVED], yellow=True)
 
