@@ -166,3 +166,10 @@ def test_a_plot_without_matplotlib_is_a_usage_error(suite, monkeypatch):
     result = suite.runpytest("--cnnbench-plot=speedup.png", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cnnbench: --cnnbench-plot needs matplotlib; *pip install 'cnnbench?plot?'"])
+
+
+def test_no_report_without_results_and_it_says_so(suite):
+    result = suite.runpytest("--cnnbench-report=report.md", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["cnnbench: no benchmark result, so no report or plot was written"])
+    assert not (suite.path / "report.md").exists()
