@@ -20,7 +20,7 @@ def storage_by_hardware(storage: str, hardware: str) -> str:
 
 def loaded_baseline(benchmarks) -> tuple[str | None, list[dict]]:
     """The file ``--benchmark-compare`` loaded (the newest, if a pattern matched several) and its results."""
-    loaded = list(benchmarks.compared_mapping.items()) if benchmarks.compare else []
+    loaded = list(benchmarks.compared_mapping.items())  # empty without --benchmark-compare
     if not loaded:
         return None, []
     path, by_name = loaded[-1]

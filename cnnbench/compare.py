@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnbench.results import efficiency, interval, speedup, throughput
+from cnnbench.results import efficiency, interval, reference, speedup, throughput
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,6 @@ def baseline_results(benchmarks: list[dict]) -> dict[str, dict]:
     return results
 
 
-def _reference(results: dict[str, dict], info: dict) -> dict | None:
-    config = info["model_config"]
-    return next((r for r in results.values() if r["model_config"] == config and r["wrapper"] == "single"), None)
-
-
 def _percent(value: float) -> str:
     return f"{value:+.0%}"
 
@@ -54,12 +49,13 @@ def verdicts(
         if info.get("speedup_ci") is None:
             continue  # the single reference itself, or no reference ran
         old = baseline.get(name)
-        old_reference = _reference(baseline, old) if old else None
+        old_reference = reference(baseline.values(), old["model_config"]) if old else None
         if old_reference is None or old_reference is old:
             old_speedup = change = change_ci = None
             verdict, failures = "no baseline", []
         else:
-            now_ratio, old_ratio = speedup(info, _reference(current, info)), speedup(old, old_reference)
+            now_reference = reference(current.values(), info["model_config"])
+            now_ratio, old_ratio = speedup(info, now_reference), speedup(old, old_reference)
 
             def relative(tp, now_ratio=now_ratio, old_ratio=old_ratio):
                 return now_ratio(tp) / old_ratio(tp) - 1

@@ -38,8 +38,9 @@ def _range(values, fmt: str) -> str:
 
 def tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
     """Per model config: a header row, then one row per result."""
+    judged = report.compared or report.gate is not None
     header = ("wrapper", "devices", "images/s", "speedup", "95% CI", "efficiency")
-    if report.compared or report.gate:
+    if judged:
         header += ("baseline", "change", "95% CI", "verdict")
     out: dict[str, list[tuple[str, ...]]] = {}
     for name, info in report.results.by_name.items():
@@ -51,7 +52,7 @@ def tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
             _range(info["speedup_ci"], ".2f"),
             "-" if info["efficiency"] is None else f"{info['efficiency']:.0%}",
         )
-        if len(header) > len(row):
+        if judged:
             verdict = report.verdicts.get(name)
             if verdict is None:
                 row += ("", "", "", "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 DRAWS = 2000
 LEVEL = 0.95
@@ -41,6 +41,11 @@ def speedup(info: dict, reference: dict) -> Callable[[Throughput], float]:
     return lambda tp: tp(info) / tp(reference)
 
 
+def reference(results: Iterable[dict], model_config: str) -> dict | None:
+    """The ``single`` result of a model config: what its speedups are measured against."""
+    return next((r for r in results if r["model_config"] == model_config and r["wrapper"] == "single"), None)
+
+
 def efficiency(speedup_: float, devices: int) -> float:
     return speedup_ / devices
 
@@ -59,13 +64,15 @@ class Results:
         info["round_seconds"] = list(round_seconds)
         info["images_per_second"] = throughput(info)
         self.by_name[name] = info
-        infos = [i for i in self.by_name.values() if i["model_config"] == info["model_config"]]
-        reference = next((i for i in infos if i["wrapper"] == "single"), None)
-        for result in infos:
-            if reference is None:
+        config = info["model_config"]
+        single = reference(self.by_name.values(), config)
+        # a new reference changes every speedup of its config; any other result only its own
+        changed = [i for i in self.by_name.values() if i["model_config"] == config] if info is single else [info]
+        for result in changed:
+            if single is None:
                 result["speedup"] = result["speedup_ci"] = result["efficiency"] = None
                 continue
-            ratio = speedup(result, reference)
+            ratio = speedup(result, single)
             result["speedup"] = ratio(throughput)
-            result["speedup_ci"] = None if result is reference else list(interval(ratio))
+            result["speedup_ci"] = None if result is single else list(interval(ratio))
             result["efficiency"] = efficiency(result["speedup"], result["world_size"])
