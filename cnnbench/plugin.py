@@ -11,11 +11,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import warnings
 from collections.abc import Iterator
 
 import pytest
-from pytest_benchmark.logger import PytestBenchmarkWarning
 from pytest_benchmark.session import PerformanceRegression
 
 from cnnbench.baselines import keep_out, loaded_baseline, storage_by_hardware, their_regressions
@@ -36,8 +34,13 @@ BASELINE_ENVIRONMENT = pytest.StashKey[dict | None]()
 REPORT = pytest.StashKey[Report]()
 SESSION = pytest.StashKey[pytest.Session]()
 NOT_SAVED = pytest.StashKey[str]()
-# pytest-benchmark's warning that cnnbench replaces with its "baseline: none yet" line
-NO_BASELINE_WARNING = r"Can't compare\. No benchmark files"
+# Warnings pytest-benchmark gives while it loads baselines: an unreadable saved run is skipped with
+# a warning, never an error, even where warnings are errors; "no baseline" is replaced by cnnbench's
+# own "baseline: none yet" line.
+BASELINE_WARNING_FILTERS = (
+    "default:Failed to load:pytest_benchmark.logger.PytestBenchmarkWarning",
+    "ignore:Can't compare. No benchmark files:pytest_benchmark.logger.PytestBenchmarkWarning",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,6 +52,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         else:
             group.addoption(option.flag, default=None, metavar=option.name.split("-")[-1].upper(), help=text)
         parser.addini(option.ini, option.help, default="")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Add the baseline warning filters after the user's, before pytest applies them for configuring.
+
+    pytest-benchmark loads baselines in its pytest_configure, where no hook can wrap it, and pytest
+    applies its filters there at a point that differs between versions; as the last ``-W`` filters
+    (whose message pytest matches literally), these come last in any of them.
+    """
+    namespace = config.known_args_namespace
+    namespace.pythonwarnings = [*(namespace.pythonwarnings or []), *BASELINE_WARNING_FILTERS]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -80,10 +95,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)  # tear worker groups down as on Ctrl-C
         config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
-    # pytest scopes filters set while configuring to the session. An unreadable saved run is skipped
-    # with a warning, never an error, even where warnings are errors.
-    warnings.filterwarnings("default", "Failed to load", PytestBenchmarkWarning)
-    warnings.filterwarnings("ignore", NO_BASELINE_WARNING, PytestBenchmarkWarning)
 
 
 def _under_xdist(config: pytest.Config) -> bool:
