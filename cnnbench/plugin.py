@@ -9,11 +9,14 @@ the next ``--benchmark-compare`` would pick it up.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 
 import pytest
+from pytest_benchmark.logger import PytestBenchmarkWarning
 from pytest_benchmark.session import PerformanceRegression
 
 from cnnbench.baselines import keep_out, loaded_baseline, storage_by_hardware, their_regressions
@@ -34,13 +37,12 @@ BASELINE_ENVIRONMENT = pytest.StashKey[dict | None]()
 REPORT = pytest.StashKey[Report]()
 SESSION = pytest.StashKey[pytest.Session]()
 NOT_SAVED = pytest.StashKey[str]()
-# Warnings pytest-benchmark gives while it loads baselines: an unreadable saved run is skipped with
-# a warning, never an error, even where warnings are errors; "no baseline" is replaced by cnnbench's
-# own "baseline: none yet" line.
-BASELINE_WARNING_FILTERS = (
-    "default:Failed to load:pytest_benchmark.logger.PytestBenchmarkWarning",
-    "ignore:Can't compare. No benchmark files:pytest_benchmark.logger.PytestBenchmarkWarning",
-)
+# Warnings pytest-benchmark gives while it loads baselines, in its pytest_configure: an unreadable
+# saved run is skipped with a warning, never an error, even where warnings are errors; "no baseline"
+# is replaced by cnnbench's own "baseline: none yet" line. pytest applies its filters for
+# configuring at a point that differs between versions: 9.2 before any pytest_configure, 9.0 in its
+# warnings plugin's (after cnnbench's), 8 not at all.
+BASELINE_WARNINGS = (("default", "Failed to load"), ("ignore", "Can't compare. No benchmark files"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,14 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Add the baseline warning filters after the user's, before pytest applies them for configuring.
-
-    pytest-benchmark loads baselines in its pytest_configure, where no hook can wrap it, and pytest
-    applies its filters there at a point that differs between versions; as the last ``-W`` filters
-    (whose message pytest matches literally), these come last in any of them.
-    """
+    """The baseline warning filters as the last ``-W`` filters: on pytest 9 they follow the user's."""
     namespace = config.known_args_namespace
-    namespace.pythonwarnings = [*(namespace.pythonwarnings or []), *BASELINE_WARNING_FILTERS]
+    category = f"{PytestBenchmarkWarning.__module__}.{PytestBenchmarkWarning.__name__}"
+    added = [f"{action}:{message}:{category}" for action, message in BASELINE_WARNINGS]
+    namespace.pythonwarnings = [*(namespace.pythonwarnings or []), *added]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -91,6 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
     storage = config.getoption("benchmark_storage", None)
     if storage:  # read by pytest-benchmark's own pytest_configure, which runs after this one
         config.option.benchmark_storage = storage_by_hardware(storage, hardware)
+    for action, message in BASELINE_WARNINGS:  # pytest 8 scopes these to configuring
+        warnings.filterwarnings(action, re.escape(message), PytestBenchmarkWarning)
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)  # tear worker groups down as on Ctrl-C
