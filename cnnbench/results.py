@@ -53,8 +53,8 @@ def efficiency(speedup_: float, devices: int) -> float:
 class Results:
     """This run's results by test name; in each model config the ``single`` one is the reference.
 
-    Results may arrive in any order: every ``add`` recomputes its model config's speedups, in the
-    ``extra_info`` dicts that pytest-benchmark saves.
+    Results may arrive in any order: ``add`` computes the new result's speedup, or all of its model
+    config's when the new result is the reference, in the ``extra_info`` dicts pytest-benchmark saves.
     """
 
     def __init__(self) -> None:
