@@ -30,9 +30,12 @@ def plot(report: Report, path: Path) -> None:
         axes.plot([1], [1], "k*", markersize=10, label="single (the reference)")
         for wrapper in sorted({info["wrapper"] for info in infos.values()} - {"single"}):
             points = sorted(
-                (info["world_size"], info["speedup"], info["speedup_ci"], report.verdicts.get(name))
-                for name, info in infos.items()
-                if info["wrapper"] == wrapper and info["speedup"] is not None
+                (
+                    (info["world_size"], info["speedup"], info["speedup_ci"], report.verdicts.get(name))
+                    for name, info in infos.items()
+                    if info["wrapper"] == wrapper and info["speedup"] is not None
+                ),
+                key=lambda point: point[0],  # by device count alone: verdicts do not compare
             )
             if not points:
                 continue

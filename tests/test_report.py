@@ -1,6 +1,7 @@
 """The summary, the Markdown report and the plot, from saved runs in tests/data."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from matplotlib.image import imread
@@ -78,3 +79,13 @@ def test_files_are_replaced_whole(tmp_path):
     write_atomically(path, b"old")
     write_atomically(path, b"new")
     assert path.read_bytes() == b"new" and list(tmp_path.iterdir()) == [path]
+
+
+def test_the_plot_takes_two_device_sets_of_one_size(tmp_path):
+    two_sets = report("straggler.json", "idle.json")
+    name, info = next((n, i) for n, i in two_sets.results.by_name.items() if i["device_set"] == "cpu:0,1")
+    twin = name.replace("cpu:0,1", "cpu:2,3")  # the same speedup on another pair, as ties happen
+    two_sets.results.by_name[twin] = {**info, "device_set": "cpu:2,3"}
+    two_sets.verdicts[twin] = replace(two_sets.verdicts[name], name=twin)
+    plot(two_sets, tmp_path / "speedup.png")
+    assert imread(tmp_path / "speedup.png").shape[:2] == (450, 550)
