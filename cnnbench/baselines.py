@@ -10,12 +10,67 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
+from cnnbench.environment import hardware_class
+
+ANY_HARDWARE = "--cnnbench-compare-any-hardware to compare anyway"
+
 
 def storage_by_hardware(storage: str, hardware: str) -> str:
-    """The ``--benchmark-storage`` value with the hardware class appended, for file storage."""
+    """The ``--benchmark-storage`` value with the hardware class appended; file storage only."""
     if "://" in storage and not storage.startswith("file://"):
-        return storage  # a database: its runs carry the class in machine_info only
+        raise pytest.UsageError(
+            f"cnnbench: --benchmark-storage={storage.split('://')[0]}://... is not supported: cnnbench keeps "
+            "baselines apart by hardware class in folders; valid: a folder path or file://PATH"
+        )
     return f"{storage.rstrip('/')}/{hardware}"
+
+
+def refuse_other_hardware(session, baseline_environment: dict | None) -> None:
+    """A baseline from another hardware class is a usage error, unless the user allowed it."""
+    if baseline_environment is None or session.settings.compare_any_hardware:
+        return
+    theirs = hardware_class(baseline_environment, session.settings.kind)
+    if theirs != session.hardware:
+        raise pytest.UsageError(
+            f"cnnbench: the --benchmark-compare baseline comes from {theirs}, this machine is {session.hardware}; "
+            f"speedups compare only within one hardware class ({ANY_HARDWARE})"
+        )
+
+
+def check_named_baseline(config: pytest.Config) -> None:
+    """A baseline named by number, name or glob that matched nothing here is a usage error that says
+    where it looked and what is there, or which other hardware class holds it."""
+    benchmarks = getattr(config, "_benchmarksession", None)
+    wanted = benchmarks.compare if benchmarks else None
+    if not isinstance(wanted, str) or benchmarks.compared_mapping:
+        return
+    storage = benchmarks.storage
+    elsewhere = sorted(
+        f"{folder.name} ({', '.join(sorted(p.name for p in files))})"
+        for folder in storage.path.parent.iterdir()
+        if folder.is_dir() and folder != storage.path and (files := _matching(folder, wanted, benchmarks))
+    )
+    if elsewhere:
+        raise pytest.UsageError(
+            f"cnnbench: --benchmark-compare={wanted!r} matches nothing for this machine's hardware class "
+            f"{storage.path.name}, but other classes hold it: {'; '.join(elsewhere)}; speedups compare only "
+            f"within one hardware class (pass the file's path with {ANY_HARDWARE})"
+        )
+    have = sorted(p.name for p in _matching(storage.path, "", benchmarks))
+    raise pytest.UsageError(
+        f"cnnbench: --benchmark-compare={wanted!r} matches no saved run in {storage}; "
+        f"there: {', '.join(have) or 'none'} (a bare --benchmark-compare takes the newest)"
+    )
+
+
+def _matching(folder: Path, wanted: str, benchmarks) -> list[Path]:
+    """Saved runs under ``folder`` that ``wanted`` matches, by pytest-benchmark's own rules."""
+    from pytest_benchmark.storage.file import FileStorage
+
+    storage = FileStorage(folder, logger=benchmarks.logger, default_machine_id=benchmarks.machine_id)
+    return [path for path in storage.query(wanted) if path.parent.name != "rejected"]
 
 
 def loaded_baseline(benchmarks) -> tuple[str | None, list[dict]]:

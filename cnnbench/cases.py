@@ -6,17 +6,17 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from cnnbench.devices import DeviceSet, parse_device_set
-from cnnbench.wrappers import get_wrapper
+from cnnbench.devices import DEVICE_KINDS, DeviceSet, parse_device_set
+from cnnbench.wrappers import get_wrapper, reference_wrapper
 
 
 @dataclass(frozen=True)
 class Case:
     model: str
-    batch_size: int  # global batch under strong scaling, per-device batch under weak
+    global_batch: int  # images per step over the whole device set
     precision: str
     channels_last: bool
-    scaling: str
+    scaling: str  # strong: the global batch is fixed; weak: the per-device batch is
     wrapper: str
     devices: DeviceSet
     steps: int
@@ -29,62 +29,50 @@ class Case:
     @property
     def model_config(self) -> str:
         """What speedups compare across: everything but the wrapper and the devices."""
-        tags = ["cl"] if self.channels_last else []
-        tags += ["weak"] if self.scaling == "weak" else []
-        return "-".join([self.model, f"bs{self.batch_size}", self.precision, *tags])
+        weak = self.scaling == "weak"
+        batch = self.global_batch // len(self.devices) if weak else self.global_batch
+        tags = ["cl"] * self.channels_last + ["weak"] * weak
+        return "-".join([self.model, f"bs{batch}", self.precision, *tags])
 
     @property
     def id(self) -> str:
         return f"{self.model_config}-{self.wrapper}-{self.devices}"
 
     @property
-    def global_batch(self) -> int:
-        return sum(self.device_batches)
-
-    @property
     def device_batches(self) -> list[int]:
-        """Images per device; a strong-scaling batch splits like DataParallel's scatter (43/43/42)."""
-        n = len(self.devices)
-        if self.scaling == "weak":
-            return [self.batch_size] * n
-        chunk = -(-self.batch_size // n)
-        return [min(chunk, self.batch_size - i * chunk) for i in range(n)]
+        """Images per device, as the wrapper splits the global batch."""
+        return get_wrapper(self.wrapper).split(self.global_batch, len(self.devices))
 
     @property
-    def world_size(self) -> int:
+    def processes(self) -> int:
         """Processes in the worker group."""
         return len(self.devices) if get_wrapper(self.wrapper).process_per_device else 1
 
     @property
     def cores(self) -> list[list[int]]:
-        return self.devices.cores(self.threads_per_device) if self.devices.kind == "cpu" else []
+        """Each device's own cores where the device kind pins processes, else empty."""
+        return self.devices.cores(self.threads_per_device) if DEVICE_KINDS[self.devices.kind].pinned else []
+
+    @property
+    def reference(self) -> Case | None:
+        """What this case's speedup is measured against, round by round: the reference wrapper on
+        the first device of the set, at the same global batch (strong) or per-device batch (weak)."""
+        if get_wrapper(self.wrapper).is_reference:
+            return None
+        batch = self.device_batches[0] if self.scaling == "weak" else self.global_batch
+        first = DeviceSet(self.devices.kind, self.devices.indices[:1])
+        return dataclasses.replace(self, wrapper=reference_wrapper().name, devices=first, global_batch=batch)
 
     def unavailable(self) -> str | None:
         """Why this machine cannot run the case (a skip reason), or None."""
         wrapper = get_wrapper(self.wrapper)
         if self.devices.kind not in wrapper.kinds:
             return f"{self.wrapper} runs on {', '.join(wrapper.kinds)} devices only, not {self.devices}"
+        idle = [d for d, n in zip(self.devices.devices, self.device_batches, strict=False) if n == 0]
+        idle += self.devices.devices[len(self.device_batches) :]
+        if idle:
+            return f"{wrapper.split_rule} leaves {', '.join(idle)} without images at a batch of {self.global_batch}"
         return self.devices.unavailable(self.threads_per_device)
-
-    def extra_info(self) -> dict:
-        info = {
-            "model_config": self.model_config,
-            "model": self.model,
-            "wrapper": self.wrapper,
-            "devices": self.devices.devices,
-            "device_set": str(self.devices),
-            "world_size": len(self.devices),
-            "global_batch": self.global_batch,
-            "per_device_batch": self.device_batches,
-            "steps_per_round": self.steps,
-            "warmup_steps": self.warmup,
-            "precision": self.precision,
-            "channels_last": self.channels_last,
-            "scaling": self.scaling,
-        }
-        if self.devices.kind == "cpu":
-            info["threads_per_rank"] = self.threads_per_device
-        return info
 
     def to_json(self) -> str:
         fields = dataclasses.asdict(self)

@@ -3,82 +3,125 @@
 A change counts only when it is both beyond the threshold and outside the runs' own noise: a
 drop of more than ``speedup_fail`` whose bootstrap interval lies wholly below zero is a
 regression; one whose interval reaches zero is "within noise". Efficiency below
-``min_efficiency`` fails only when its whole interval is below the minimum.
+``min_efficiency`` fails only when its whole interval is below the minimum. A result that cannot
+be judged says why ("no baseline", "not comparable: ...", "too few rounds ..."), never passes
+silently: with a gate set, a run in which nothing could be judged fails.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from cnnbench.results import efficiency, interval, reference, speedup, throughput
+from cnnbench.results import MIN_ROUNDS, Result, Run, Scaling, Speedup, interval
+
+
+@dataclass(frozen=True)
+class Gate:
+    speedup_fail: float | None = None  # the largest speedup drop that passes: 0.2 is 20%
+    min_efficiency: float | None = None
+
+    @property
+    def set(self) -> bool:
+        return self.speedup_fail is not None or self.min_efficiency is not None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.speedup_fail is not None:
+            parts.append(f"speedup drop beyond {self.speedup_fail:.0%} and beyond noise fails")
+        if self.min_efficiency is not None:
+            parts.append(f"efficiency below {self.min_efficiency:.0%} beyond noise fails")
+        return "; ".join(parts) or "none"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    name: str  # the test's full name, by which runs match
-    info: dict  # this run's result
+    result: Result  # this run's
+    scaling: Scaling
     baseline: float | None  # the baseline's speedup
     change: float | None  # relative change of the speedup: -0.2 is 20% lower
     change_ci: tuple[float, float] | None
     verdict: str  # for people: "held", "regressed", "drop within noise", ...
+    judged: bool  # compared with a baseline, or checked against the minimum efficiency
     failures: tuple[str, ...]  # why this result fails the run
-
-
-def baseline_results(benchmarks: list[dict]) -> dict[str, dict]:
-    """A saved run's results by test name; one saved without round times counts its median once."""
-    results = {}
-    for bench in benchmarks:
-        info = dict(bench.get("extra_info") or {})
-        if "wrapper" in info:
-            info.setdefault("round_seconds", [bench["stats"]["median"]])
-            info.setdefault("model_config", bench.get("group"))
-            results[bench["fullname"]] = info
-    return results
+    unpaired: bool = False  # the baseline's speedup came from unpaired rounds (an older cnnbench)
 
 
 def _percent(value: float) -> str:
     return f"{value:+.0%}"
 
 
-def verdicts(
-    current: dict[str, dict], baseline: dict[str, dict], speedup_fail: float | None, min_efficiency: float | None
-) -> list[Verdict]:
-    """One verdict per current result with a speedup other than its own reference's."""
+def verdicts(now: Run, baseline: Run | None, unusable: dict[str, str], gate: Gate) -> list[Verdict]:
+    """One verdict per result of this run with a speedup over a reference other than itself.
+
+    ``baseline`` is None when no baseline was compared; ``unusable`` holds its results that could
+    not be read, with the reason.
+    """
     out = []
-    for name, info in current.items():
-        if info.get("speedup_ci") is None:
-            continue  # the single reference itself, or no reference ran
-        old = baseline.get(name)
-        old_reference = reference(baseline.values(), old["model_config"]) if old else None
-        if old_reference is None or old_reference is old:
-            old_speedup = change = change_ci = None
-            verdict, failures = "no baseline", []
-        else:
-            now_reference = reference(current.values(), info["model_config"])
-            now_ratio, old_ratio = speedup(info, now_reference), speedup(old, old_reference)
-
-            def relative(tp, now_ratio=now_ratio, old_ratio=old_ratio):
-                return now_ratio(tp) / old_ratio(tp) - 1
-
-            old_speedup, change, change_ci = old_ratio(throughput), relative(throughput), interval(relative)
-            verdict, failures = _against_baseline(old_speedup, info["speedup"], change, change_ci, speedup_fail)
-        if min_efficiency is not None and info["world_size"] > 1:
-            verdict, failures = _against_minimum(info, min_efficiency, verdict, failures)
-        out.append(Verdict(name, info, old_speedup, change, change_ci, verdict, tuple(failures)))
+    for result in now.results.values():
+        scaling = now.scaling(result)
+        if scaling is None or result.is_reference:
+            continue
+        verdict = _against_baseline(now, result, scaling, baseline, unusable, gate.speedup_fail)
+        if gate.min_efficiency is not None and result.devices > 1:
+            verdict = _against_minimum(verdict, gate.min_efficiency)
+        out.append(verdict)
     return out
 
 
-def _against_minimum(info: dict, minimum: float, verdict: str, failures: list[str]) -> tuple[str, list[str]]:
-    if info["efficiency"] >= minimum:
-        return verdict, failures
-    upper = efficiency(info["speedup_ci"][1], info["world_size"])
-    if upper >= minimum:
-        return f"{verdict}; efficiency low within noise", failures
-    why = f"efficiency {info['efficiency']:.0%} (95% CI up to {upper:.0%}) is below the minimum {minimum:.0%}"
-    return f"{verdict}; efficiency too low", [*failures, why]
+def _not_judged(result: Result, scaling: Scaling, why: str, baseline: float | None = None) -> Verdict:
+    return Verdict(result, scaling, baseline, None, None, why, judged=False, failures=())
 
 
 def _against_baseline(
+    now: Run, result: Result, scaling: Scaling, baseline: Run | None, unusable: dict[str, str], threshold: float | None
+) -> Verdict:
+    if scaling.interval is None:
+        return _not_judged(result, scaling, f"too few rounds to judge ({result.rounds} < {MIN_ROUNDS})")
+    if baseline is None:
+        return _not_judged(result, scaling, "no baseline")
+    if result.name in unusable:
+        return _not_judged(result, scaling, f"baseline unusable: {unusable[result.name]}")
+    old = baseline.results.get(result.name)
+    if old is None:
+        return _not_judged(result, scaling, "no baseline: the baseline has no such test")
+    differs = [
+        f"{key} {old.workload.get(key, '?')} -> {value}"
+        for key, value in result.workload.items()
+        if old.workload.get(key) != value
+    ]
+    if differs:
+        return _not_judged(result, scaling, f"not comparable: {', '.join(differs)}")
+    old_speedup: Speedup | None = baseline.speedup(old)
+    if old_speedup is None:
+        return _not_judged(result, scaling, "no baseline: the baseline's run has no reference for it")
+    new_speedup = now.speedup(result)
+    assert new_speedup is not None  # this run's result has a scaling
+    few = min(new_speedup.samples, old_speedup.samples)
+    if few < MIN_ROUNDS:
+        return _not_judged(
+            result, scaling, f"too few rounds to judge ({few} < {MIN_ROUNDS})", baseline=old_speedup.value
+        )
+
+    def relative(rng) -> float:
+        return new_speedup.draw(rng) / old_speedup.draw(rng) - 1
+
+    change = new_speedup.value / old_speedup.value - 1
+    change_ci = interval(relative)
+    words, failures = _judge(old_speedup.value, new_speedup.value, change, change_ci, threshold)
+    return Verdict(
+        result,
+        scaling,
+        old_speedup.value,
+        change,
+        change_ci,
+        words,
+        judged=threshold is not None,
+        failures=tuple(failures),
+        unpaired=not old_speedup.paired,
+    )
+
+
+def _judge(
     old: float, new: float, change: float, change_ci: tuple[float, float], threshold: float | None
 ) -> tuple[str, list[str]]:
     lo, hi = change_ci
@@ -94,3 +137,54 @@ def _against_baseline(
     if change > threshold:
         return "rise within noise", []
     return "held", []
+
+
+def _against_minimum(verdict: Verdict, minimum: float) -> Verdict:
+    scaling = verdict.scaling
+    if scaling.interval is None:
+        return verdict  # too few rounds: the verdict says so
+    if scaling.efficiency >= minimum:
+        return replace(verdict, judged=True)
+    upper = scaling.interval[1] / verdict.result.devices
+    if upper >= minimum:
+        return replace(verdict, verdict=f"{verdict.verdict}; efficiency low within noise", judged=True)
+    why = f"efficiency {scaling.efficiency:.0%} (95% CI up to {upper:.0%}) is below the minimum {minimum:.0%}"
+    failures = (*verdict.failures, why)
+    return replace(verdict, verdict=f"{verdict.verdict}; efficiency too low", judged=True, failures=failures)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The gate's result over the whole run."""
+
+    failed: bool
+    line: str  # one line for people, the last thing the summary prints
+    failures: tuple[tuple[str, str], ...]  # (test name, why), for the regression list
+
+
+def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outcome:
+    """Failed if any check failed, or if a gate was set and judged nothing (except the first run's
+    speedup gate, which has no baseline yet to judge against)."""
+    failures = tuple((v.result.name, why) for v in verdicts for why in v.failures)
+    judged = [v for v in verdicts if v.judged]
+    skipped = [v for v in verdicts if not v.judged]
+    if not gate.set:
+        return Outcome(False, "cnnbench: no gate set (--cnnbench-speedup-fail, --cnnbench-min-efficiency)", ())
+    if failures:
+        name, why = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        return Outcome(True, f"cnnbench: gate FAILED, {len(failures)} check(s): {_short(name)}: {why}{more}", failures)
+    if not judged:
+        if gate.min_efficiency is None and not baseline_loaded:
+            return Outcome(False, "cnnbench: gate passed: no baseline yet, so no speedup was judged", ())
+        why = f"{_short(skipped[0].result.name)}: {skipped[0].verdict}" if skipped else "no result has a speedup"
+        return Outcome(True, f"cnnbench: gate FAILED: it judged nothing ({why})", ())
+    line = f"cnnbench: gate passed: {len(judged)} result(s) judged"
+    if skipped:
+        line += f"; {len(skipped)} not judged, e.g. {_short(skipped[0].result.name)}: {skipped[0].verdict}"
+    return Outcome(False, line, ())
+
+
+def _short(name: str) -> str:
+    """A test's name without its file: ``test_train[...]``."""
+    return name.rpartition("::")[2]

@@ -17,6 +17,8 @@ import torch
 class DeviceKind(Protocol):
     name: str
     backend: str  # torch.distributed backend for one process per device
+    pinned: bool  # a device is a share of the CPU cores, owned by its process
+    socket_env: str  # the variable that keeps the backend's sockets on one network interface
 
     def count(self) -> int:
         """How many devices of this kind the machine has (without initializing CUDA)."""
@@ -32,6 +34,8 @@ class DeviceKind(Protocol):
 class CudaKind:
     name = "cuda"
     backend = "nccl"
+    pinned = False
+    socket_env = "NCCL_SOCKET_IFNAME"
 
     def count(self) -> int:
         return torch.cuda.device_count()
@@ -50,6 +54,8 @@ class CudaKind:
 class CpuKind:
     name = "cpu"
     backend = "gloo"
+    pinned = True
+    socket_env = "GLOO_SOCKET_IFNAME"
 
     def count(self) -> int:
         return len(usable_cores())
@@ -96,8 +102,9 @@ class DeviceSet:
 
     def unavailable(self, threads_per_device: int) -> str | None:
         """Why this machine cannot run the set, or None if it can."""
-        have = DEVICE_KINDS[self.kind].count()
-        if self.kind == "cpu":
+        kind = DEVICE_KINDS[self.kind]
+        have = kind.count()
+        if kind.pinned:
             need = (max(self.indices) + 1) * threads_per_device
             if need > have:
                 return f"{self} needs {need} cores at {threads_per_device} per device; {have} usable"
@@ -125,9 +132,12 @@ def parse_device_set(text: str) -> DeviceSet:
     return DeviceSet(kind, indices)
 
 
-def auto_device_sets() -> list[DeviceSet]:
-    """With CUDA: the first 1, 2, 4, ... GPUs and all of them; else CPU sets up to the cores."""
+def auto_device_sets(most: int | None = None) -> list[DeviceSet]:
+    """With CUDA: the first 1, 2, 4, ... GPUs and all of them; else CPU sets up to the cores.
+
+    ``most`` caps the set size (a global batch of 32 feeds at most 32 devices).
+    """
     kind = "cuda" if torch.cuda.device_count() > 0 else "cpu"
-    n = DEVICE_KINDS[kind].count()
+    n = DEVICE_KINDS[kind].count() if most is None else min(most, DEVICE_KINDS[kind].count())
     sizes = [1 << k for k in range(n.bit_length()) if 1 << k < n] + [n]
     return [DeviceSet(kind, tuple(range(size))) for size in sizes]

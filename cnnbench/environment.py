@@ -7,10 +7,12 @@ the pytest process never initializes CUDA; without GPUs their keys are empty or 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import subprocess
+import sys
 from collections import Counter
 from typing import Any
 
@@ -62,8 +64,31 @@ def _visible(gpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return chosen
 
 
+def _gpus_from_torch() -> list[dict[str, Any]]:
+    """Where nvidia-smi is missing (a container with CUDA but no tools): the GPUs torch sees, read
+    in a subprocess so that this process never initializes CUDA."""
+    if torch.cuda.device_count() == 0:
+        return []
+    script = (
+        "import json, torch; print(json.dumps([[torch.cuda.get_device_name(i), "
+        "'%d.%d' % torch.cuda.get_device_capability(i), torch.cuda.get_device_properties(i).total_memory >> 20] "
+        "for i in range(torch.cuda.device_count())]))"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+        found = json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    return [
+        {"index": i, "name": name, "memory_mib": memory, "capability": capability, "uuid": None}
+        for i, (name, capability, memory) in enumerate(found)
+    ]
+
+
 def _gpus() -> tuple[list[dict[str, Any]], str | None]:
     rows = _nvidia_smi(f"--query-gpu={','.join(GPU_FIELDS)}", "--format=csv,noheader,nounits")
+    if not rows.strip():
+        return _gpus_from_torch(), None
     gpus, driver = [], None
     for row in rows.strip().splitlines():
         index, rest = row.split(",", 1)

@@ -1,17 +1,23 @@
 """The controller side of a worker group: start the ranks once, run timed rounds, tear down.
 
 Ranks are started with torch.distributed.elastic's ``start_processes`` (the engine behind
-torchrun) and meet at a TCPStore that this process hosts on loopback, on a free port.
-A round: set ``go/N``; every rank runs its steps, synchronizes its device and sets
-``done/N/<rank>``; the round ends when the last rank's key is set, so the slowest rank
-sets the pace. A rank that exits early or a round that outlasts the timeout fails the group.
+torchrun) and meet at a TCPStore that this process hosts on a loopback socket, on a free port;
+the backend's own sockets are kept on the loopback interface too. A round: set ``go/N``; every
+rank runs its steps, synchronizes its device and sets ``done/N/<rank>``; the round ends when the
+last rank's key is set, so the slowest rank sets the pace. A rank that exits early or a round
+that outlasts the timeout fails the group.
+
+The control channel is quiet: one store connection and one waiting thread serve the group for its
+whole life, so no round pays for a new connection or thread.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -23,9 +29,13 @@ from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, RunProcs
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 from cnnbench.cases import Case
+from cnnbench.devices import DEVICE_KINDS
 from cnnbench.models import model_module
+from cnnbench.wrappers import wrapper_module
 
 HOST = "127.0.0.1"
+LOOPBACK = "lo"  # the loopback interface's name on Linux
+FOREVER = timedelta(days=365)  # the waiter is released by this process, never by a store timeout
 
 
 class WorkerError(RuntimeError):
@@ -34,39 +44,43 @@ class WorkerError(RuntimeError):
 
 class WorkerGroup:
     def __init__(self, case: Case):
-        self.world_size = case.world_size
+        self.processes = case.processes
         self.timeout = case.timeout
         self.losses: list[float] = []  # per rank, at the end of the last round
+        self.failed = False  # a rank failed, died or hung: the group is of no further use
         self._round = 0
         self._busy = True  # until every rank is ready, and during rounds
         self._log_dir = tempfile.mkdtemp(prefix="cnnbench-")
-        self._store = dist.TCPStore(
-            HOST, 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=self.timeout)
-        )
+        self._store = _loopback_store(self.timeout)
         self._control = dist.PrefixStore("ctl", self._store)
         self.port = self._store.port  # chosen by the OS
+        self._waiter = _Waiter(self.port)
         env = {
-            "WORLD_SIZE": str(self.world_size),
+            "WORLD_SIZE": str(self.processes),
             "MASTER_ADDR": HOST,
             "MASTER_PORT": str(self.port),
             "PYTHONPATH": os.pathsep.join(sys.path),  # ranks import the model's module as this process does
             "CNNBENCH_CONTROLLER_PID": str(os.getpid()),
         }
-        if case.devices.kind == "cpu":
+        kind = DEVICE_KINDS[case.devices.kind]
+        if kind.socket_env not in os.environ:  # a one-machine group talks over loopback only
+            env[kind.socket_env] = LOOPBACK
+        if kind.pinned:
             env["OMP_NUM_THREADS"] = str(case.threads_per_device)
         handlers = {
             sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
         }
-        argv = ("-m", "cnnbench.worker", case.to_json(), model_module(case.model))
-        self._procs = start_processes(
-            name="cnnbench",
-            entrypoint=sys.executable,
-            args=dict.fromkeys(range(self.world_size), argv),
-            envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.world_size)},
-            logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
-        )
-        for sig, handler in handlers.items():  # keep pytest's own Ctrl-C handling
-            signal.signal(sig, handler)
+        argv = ("-m", "cnnbench.worker", case.to_json(), model_module(case.model), wrapper_module(case.wrapper))
+        try:
+            self._procs = start_processes(
+                name="cnnbench",
+                entrypoint=sys.executable,
+                args=dict.fromkeys(range(self.processes), argv),
+                envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)},
+                logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
+            )
+        finally:
+            _restore(handlers)  # keep pytest's own Ctrl-C handling
         try:
             self.device_names = [value.decode() for value in self._await("ready")]
         except BaseException:
@@ -90,6 +104,7 @@ class WorkerGroup:
                 self._procs.wait(timeout=10, period=0.05)
         finally:
             self._procs.close()
+            self._waiter.close()
             shutil.rmtree(self._log_dir, ignore_errors=True)
 
     def __enter__(self) -> WorkerGroup:
@@ -101,37 +116,76 @@ class WorkerGroup:
     def _await(self, prefix: str) -> list[bytes]:
         """Every rank's ``prefix/<rank>`` value; raises WorkerError if a rank dies or time runs out.
 
-        The store's own blocking wait runs on a helper thread so the round ends the moment the
-        last key is set, while this thread watches the processes.
+        The waiter thread blocks in the store until the last key is set, so the round ends that
+        moment, while this thread watches the processes.
         """
-        keys = [f"ctl/{prefix}/{r}" for r in range(self.world_size)]
-        client = dist.TCPStore(HOST, self.port, timeout=timedelta(seconds=self.timeout))
-        done = threading.Event()
-
-        def wait() -> None:
-            try:
-                client.wait(keys)
-                done.set()
-            except dist.DistError:
-                pass  # the store timed out: the watcher below reports it
-
-        waiter = threading.Thread(target=wait, daemon=True)
-        waiter.start()
+        keys = [f"ctl/{prefix}/{r}" for r in range(self.processes)]
+        self._waiter.start(keys)
         deadline = time.monotonic() + self.timeout
         try:
-            while not done.wait(0.2):
+            while not self._waiter.done.wait(0.2):
                 result = self._procs.wait(0)
                 if result is not None:
                     raise WorkerError(_describe_exit(result))
                 if time.monotonic() > deadline:
                     hung = [str(r) for r, key in enumerate(keys) if not self._store.check([key])]
                     raise WorkerError(f"rank {', '.join(hung)} hung: no answer within {self.timeout:g} s ({prefix})")
-            return [client.get(key) for key in keys]
-        finally:
-            if not done.is_set():  # release the waiter before its store goes away
-                for key in keys:
-                    self._store.set(key, "")
-            waiter.join()
+            return self._waiter.values
+        except BaseException:
+            self.failed = True
+            for key in keys:  # release the waiter: the group is done for
+                self._store.set(key, "")
+            self._waiter.done.wait()
+            raise
+
+
+class _Waiter:
+    """One store connection and one thread for a group's life: waits for the keys it is given."""
+
+    def __init__(self, port: int):
+        self._client = dist.TCPStore(HOST, port, timeout=FOREVER)
+        self._keys: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self.done = threading.Event()
+        self.values: list[bytes] = []
+        self._thread = threading.Thread(target=self._serve, name="cnnbench-waiter", daemon=True)
+        self._thread.start()
+
+    def start(self, keys: list[str]) -> None:
+        self.done.clear()
+        self._keys.put(keys)
+
+    def close(self) -> None:
+        self._keys.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while (keys := self._keys.get()) is not None:
+            self._client.wait(keys)
+            self.values = self._client.multi_get(keys)
+            self.done.set()
+
+
+def _loopback_store(timeout: float) -> dist.TCPStore:
+    """A store server that listens on 127.0.0.1 only (TCPStore alone binds every interface)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((HOST, 0))
+    listener.listen(128)
+    store = dist.TCPStore(
+        HOST,
+        listener.getsockname()[1],
+        is_master=True,
+        wait_for_workers=False,
+        timeout=timedelta(seconds=timeout),
+        master_listen_fd=listener.detach(),
+    )
+    return store
+
+
+def _restore(handlers: dict) -> None:
+    if threading.current_thread() is threading.main_thread():  # signal handlers belong to the main thread
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def _describe_exit(result: RunProcsResult) -> str:

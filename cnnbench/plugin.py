@@ -1,9 +1,14 @@
-"""The pytest plugin: options, one parametrized case per configuration, the speedup gate, the summary.
+"""The pytest plugin: options, fixtures and hooks; the work lives in ``cnnbench.session``.
 
-It extends pytest-benchmark through its hooks: the environment fingerprint goes into the saved
-``machine_info``, storage is keyed by hardware class, speedup regressions join pytest-benchmark's
-"Performance has regressed" list, and a failed, interrupted or regressed run is not saved where
-the next ``--benchmark-compare`` would pick it up.
+Installed, it loads in every pytest run of its environment, so it stays out of the way: it is
+switched on only by a cnnbench option (command line or ini key) or by a collected folder whose
+``conftest.py`` says ``CNNBENCH_SUITE = True`` (as ``perf_tests/`` does). Otherwise it does
+nothing: no torch import, no ``nvidia-smi``, no storage change, no signal handler, no refusal.
+
+Switched on, it extends pytest-benchmark through its hooks: the environment fingerprint goes
+into the saved ``machine_info``, storage is keyed by hardware class, speedup regressions join
+pytest-benchmark's "Performance has regressed" list, and a failed, interrupted or regressed run
+is not saved where the next ``--benchmark-compare`` would pick it up.
 """
 
 from __future__ import annotations
@@ -14,29 +19,21 @@ import signal
 import threading
 import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from pytest_benchmark.logger import PytestBenchmarkWarning
 from pytest_benchmark.session import PerformanceRegression
 
-from cnnbench.baselines import keep_out, loaded_baseline, storage_by_hardware, their_regressions
-from cnnbench.cases import Case
-from cnnbench.compare import baseline_results, verdicts
-from cnnbench.config import OPTIONS, OptionError, Settings, flag
-from cnnbench.environment import differences, fingerprint, hardware_class
-from cnnbench.group import WorkerGroup
-from cnnbench.plot import MISSING, matplotlib_missing, plot
-from cnnbench.report import Report, markdown, profile_note, text, write_atomically
-from cnnbench.results import Results
+from cnnbench.options import OPTIONS
 
-SETTINGS = pytest.StashKey[Settings]()
-RESULTS = pytest.StashKey[Results]()
-ENVIRONMENT = pytest.StashKey[dict]()
-HARDWARE = pytest.StashKey[str]()
-BASELINE_ENVIRONMENT = pytest.StashKey[dict | None]()
-REPORT = pytest.StashKey[Report]()
-SESSION = pytest.StashKey[pytest.Session]()
-NOT_SAVED = pytest.StashKey[str]()
+if TYPE_CHECKING:
+    from cnnbench.cases import Case
+    from cnnbench.pairing import Pair, References
+
+SESSION = pytest.StashKey["CnnbenchSession"]()  # present only when cnnbench is switched on
+PYTEST_SESSION = pytest.StashKey[pytest.Session]()
+SUITE_FLAG = "CNNBENCH_SUITE"
 # Warnings pytest-benchmark gives while it loads baselines, in its pytest_configure: an unreadable
 # saved run is skipped with a warning, never an error, even where warnings are errors; "no baseline"
 # is replaced by cnnbench's own "baseline: none yet" line. pytest applies its filters for
@@ -49,16 +46,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cnnbench", "cnnbench: multi-device CNN training benchmarks")
     for option in OPTIONS:
         text = option.help.replace("%", "%%")  # argparse formats help with %
-        if option.parse is flag:
+        if option.is_flag:
             group.addoption(option.flag, action="store_const", const="true", default=None, help=text)
+            parser.addini(option.ini, option.help, type="bool", default=None)
         else:
             group.addoption(option.flag, default=None, metavar=option.name.split("-")[-1].upper(), help=text)
-        parser.addini(option.ini, option.help, default="")
+            parser.addini(option.ini, option.help, default="")
+
+
+def _given(config: pytest.Config) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Each option's text, command line first, then ini key; and where each ini value came from."""
+    values: dict[str, str | None] = {}
+    where: dict[str, str] = {}
+    for option in OPTIONS:
+        value = config.getoption(option.flag)
+        if value is None:
+            try:
+                ini = config.getini(option.ini)
+            except ValueError as error:  # a bool ini key that is not a truth value
+                raise pytest.UsageError(f"{option.ini} in {config.inipath}: {error}; valid: true or false") from None
+            if ini not in (None, ""):
+                value = str(ini).lower() if isinstance(ini, bool) else ini
+                where[option.name] = f"{option.ini} in {config.inipath}"
+        values[option.name] = value
+    return values, where
+
+
+def switched_on(config: pytest.Config) -> bool:
+    """A cnnbench option or ini key is given, or a loaded conftest declares a cnnbench suite."""
+    values, _ = _given(config)
+    if any(value is not None for value in values.values()):
+        return True
+    return any(getattr(plugin, SUITE_FLAG, False) is True for plugin in config.pluginmanager.get_plugins())
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """The baseline warning filters as the last ``-W`` filters: on pytest 9 they follow the user's."""
+    if not switched_on(config):
+        return
     namespace = config.known_args_namespace
     category = f"{PytestBenchmarkWarning.__module__}.{PytestBenchmarkWarning.__name__}"
     added = [f"{action}:{message}:{category}" for action, message in BASELINE_WARNINGS]
@@ -68,28 +94,20 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Before pytest-benchmark's: its storage and baseline loading depend on what is read here."""
-    values = {}
-    for option in OPTIONS:
-        value = config.getoption(option.flag)
-        values[option.name] = value if value is not None else (config.getini(option.ini) or None)
-    try:
-        settings = config.stash[SETTINGS] = Settings.from_values(values)
-    except OptionError as error:
-        raise pytest.UsageError(str(error)) from None
+    if not switched_on(config):
+        return
     if _under_xdist(config) and not config.getoption("benchmark_disable", False):
         raise pytest.UsageError(
             "cnnbench: timings under pytest-xdist would share the machine and are not saved; "
             "add --benchmark-disable for a run-once functional check, or drop -n to time"
         )
-    if settings.plot and matplotlib_missing():
-        raise pytest.UsageError(MISSING)
-    config.stash[RESULTS] = Results()
-    environment = config.stash[ENVIRONMENT] = fingerprint()
-    hardware = config.stash[HARDWARE] = hardware_class(environment, settings.kind)
-    config.stash[BASELINE_ENVIRONMENT] = None
+    from cnnbench.baselines import storage_by_hardware
+    from cnnbench.session import CnnbenchSession
+
+    session = config.stash[SESSION] = CnnbenchSession(*_given(config))
     storage = config.getoption("benchmark_storage", None)
     if storage:  # read by pytest-benchmark's own pytest_configure, which runs after this one
-        config.option.benchmark_storage = storage_by_hardware(storage, hardware)
+        config.option.benchmark_storage = storage_by_hardware(storage, session.hardware)
     for action, message in BASELINE_WARNINGS:  # pytest 8 scopes these to configuring
         warnings.filterwarnings(action, re.escape(message), PytestBenchmarkWarning)
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -106,8 +124,17 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """After pytest-benchmark loaded the baseline: a named one that matched nothing is an error."""
+    if SESSION in session.config.stash:
+        from cnnbench.baselines import check_named_baseline
+
+        check_named_baseline(session.config)
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    machine_info["cnnbench"] = config.stash[ENVIRONMENT]
+    if SESSION in config.stash:
+        machine_info["cnnbench"] = config.stash[SESSION].environment
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -118,16 +145,14 @@ def pytest_benchmark_compare_machine_info(config: pytest.Config, machine_info: d
     machine_info dicts, and that breaks on a storage path outside the working directory) is shown
     the current machine_info in place of the baseline's.
     """
+    if SESSION not in config.stash:
+        return (yield)
+    from cnnbench.baselines import refuse_other_hardware
+
+    session = config.stash[SESSION]
     saved = compared_benchmark["machine_info"]
-    baseline = config.stash[BASELINE_ENVIRONMENT] = saved.get("cnnbench")
-    settings = config.stash[SETTINGS]
-    if baseline is not None and not settings.compare_any_hardware:
-        theirs, ours = hardware_class(baseline, settings.kind), config.stash[HARDWARE]
-        if theirs != ours:
-            raise pytest.UsageError(
-                f"cnnbench: the --benchmark-compare baseline comes from {theirs}, this machine is {ours}; "
-                "speedups compare only within one hardware class (--cnnbench-compare-any-hardware to compare anyway)"
-            )
+    session.baseline_environment = saved.get("cnnbench")
+    refuse_other_hardware(session, session.baseline_environment)
     compared_benchmark["machine_info"] = machine_info
     try:
         return (yield)
@@ -138,77 +163,82 @@ def pytest_benchmark_compare_machine_info(config: pytest.Config, machine_info: d
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cnnbench_case" not in metafunc.fixturenames:
         return
-    params = []
-    for case in metafunc.config.stash[SETTINGS].cases():
-        reason = case.unavailable()
-        params.append(pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=reason)] if reason else []))
-    metafunc.parametrize("cnnbench_case", params)
+    if SESSION not in metafunc.config.stash:
+        pytest.fail(
+            f"cnnbench is off in this run: put `{SUITE_FLAG} = True` in the conftest.py beside "
+            f"{metafunc.definition.path.name}, or pass a --cnnbench option",
+            pytrace=False,
+        )
+    metafunc.parametrize("cnnbench_case", metafunc.config.stash[SESSION].params())
+
+
+@pytest.fixture(scope="session")
+def cnnbench_references() -> Iterator[References]:
+    """The reference groups, kept warm for every configuration that pairs with them."""
+    from cnnbench.pairing import References
+
+    references = References()
+    try:
+        yield references
+    finally:
+        references.close()
 
 
 @pytest.fixture
-def cnnbench_group(cnnbench_case: Case, benchmark, request: pytest.FixtureRequest) -> Iterator[WorkerGroup]:
-    """The case's worker group, started (and warmed up) before the benchmark, closed after it.
+def cnnbench_group(
+    cnnbench_case: Case, cnnbench_references: References, benchmark, request: pytest.FixtureRequest
+) -> Iterator[Pair]:
+    """The case's worker group, paired with its reference's, started and warmed up before the
+    benchmark; the case's own group is closed after it. Records the result."""
+    from cnnbench.group import WorkerGroup
+    from cnnbench.pairing import Pair
 
-    Labels the benchmark with the case, and records its round times for the speedup computation.
-    """
     benchmark.group = cnnbench_case.model_config
-    benchmark.extra_info.update(cnnbench_case.extra_info())
-    with WorkerGroup(cnnbench_case) as group:
-        benchmark.extra_info["device_names"] = group.device_names
-        yield group
-    if benchmark.stats:
-        request.config.stash[RESULTS].add(benchmark.fullname, benchmark.stats.stats.data, benchmark.extra_info)
+    try:
+        reference = cnnbench_case.reference
+        if reference is None:
+            pair = Pair(cnnbench_references.group(cnnbench_case))
+        else:
+            pair = Pair(WorkerGroup(cnnbench_case), cnnbench_references.group(reference))
+    except BaseException:
+        benchmark.skipped = True  # it never ran: no "fixture was not used" warning on top of the error
+        raise
+    try:
+        yield pair
+    finally:
+        if pair.reference is not None:
+            pair.group.close()
+    stats = benchmark.stats
+    if stats and len(stats.stats.data) == cnnbench_case.rounds:
+        session = request.config.stash[SESSION]
+        benchmark.extra_info.update(session.record(benchmark.fullname, cnnbench_case, stats.stats.data, pair))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     """Before pytest-benchmark saves: judge the run, and keep a bad one away from the baselines."""
     config = session.config
-    config.stash[SESSION] = session
+    if SESSION not in config.stash:
+        return (yield)
+    from cnnbench.baselines import keep_out, their_regressions
+
+    config.stash[PYTEST_SESSION] = session
     benchmarks = getattr(config, "_benchmarksession", None)  # pytest-benchmark's session
-    report = config.stash[REPORT] = _report(config, benchmarks)
+    report = config.stash[SESSION].judge(benchmarks)
+    if report.outcome.failed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # whatever the terminal shows
     if benchmarks is not None:
-        regressions = [(name, f) for name, v in report.verdicts.items() for f in v.failures]
-        benchmarks.performance_regressions.extend(regressions)  # listed, and exit 1, by pytest-benchmark
-        message = None
+        benchmarks.performance_regressions.extend(report.outcome.failures)  # listed by pytest-benchmark
+        how = None
         if exitstatus != pytest.ExitCode.OK:
-            message = keep_out(benchmarks, _how(exitstatus))
-        elif regressions or their_regressions(benchmarks):
-            message = keep_out(benchmarks, "regressed")
-        if message:
-            config.stash[NOT_SAVED] = message
+            how = "was interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "had failures or errors"
+        elif report.outcome.failures or their_regressions(benchmarks):
+            how = "regressed"
+        elif report.outcome.failed:
+            how = "failed its gate"
+        if how:
+            config.stash[SESSION].not_saved = keep_out(benchmarks, how)
     return (yield)
-
-
-def _report(config: pytest.Config, benchmarks) -> Report:
-    settings, results = config.stash[SETTINGS], config.stash[RESULTS]
-    compared = bool(benchmarks and benchmarks.compare)
-    path, saved = loaded_baseline(benchmarks) if compared else (None, [])
-    judged = verdicts(results.by_name, baseline_results(saved), settings.speedup_fail, settings.min_efficiency)
-    changes = []
-    if path:
-        old = config.stash[BASELINE_ENVIRONMENT]
-        changes = differences(old, config.stash[ENVIRONMENT]) if old else ["the baseline has no cnnbench fingerprint"]
-    notes = [note for note in [profile_note(settings.profile)] if note]
-    if settings.speedup_fail is not None and not compared:
-        notes.append("note: --cnnbench-speedup-fail compares with a baseline: add --benchmark-compare to gate drops")
-    return Report(
-        results=results,
-        verdicts={v.name: v for v in judged},
-        environment=config.stash[ENVIRONMENT],
-        hardware=config.stash[HARDWARE],
-        compared=compared,
-        baseline=path,
-        storage=str(benchmarks.storage) if benchmarks else None,
-        wanted=benchmarks.compare if compared and benchmarks.compare is not True else None,
-        changes=changes,
-        gate=settings.gate,
-        notes=notes,
-    )
-
-
-def _how(exitstatus: int) -> str:
-    return "was interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "had failures or errors"
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -217,21 +247,34 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator
     try:
         yield
     except PerformanceRegression:
-        config.stash[SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
-    report, settings = config.stash.get(REPORT, None), config.stash[SETTINGS]
-    if report is not None and report.results.by_name:
+        config.stash[PYTEST_SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
+    if SESSION not in config.stash:
+        return
+    from cnnbench.report import text
+
+    session = config.stash[SESSION]
+    report, settings = session.report, session.settings
+    if report is not None and report.run.results:
         terminalreporter.write_sep("-", "cnnbench: multi-device speedup")
-        for line in text(report):
+        *lines, verdict = text(report)
+        for line in lines:
             terminalreporter.write_line(line)
         _write_files(terminalreporter, config, report)
-    elif settings.report or settings.plot:
+        if session.not_saved:
+            terminalreporter.write_line(session.not_saved, yellow=True)
+        terminalreporter.write_line(verdict, red=report.outcome.failed, green=not report.outcome.failed)
+        return
+    if settings.report or settings.plot:
         terminalreporter.write_line("cnnbench: no benchmark result, so no report or plot was written", yellow=True)
-    if NOT_SAVED in config.stash:
-        terminalreporter.write_line(config.stash[NOT_SAVED], yellow=True)
+    if session.not_saved:
+        terminalreporter.write_line(session.not_saved, yellow=True)
 
 
-def _write_files(terminalreporter, config: pytest.Config, report: Report) -> None:
-    settings = config.stash[SETTINGS]
+def _write_files(terminalreporter, config: pytest.Config, report) -> None:
+    from cnnbench.plot import plot
+    from cnnbench.report import markdown, write_atomically
+
+    settings = config.stash[SESSION].settings
     try:
         if settings.report:
             write_atomically(settings.report, markdown(report).encode())
@@ -241,4 +284,4 @@ def _write_files(terminalreporter, config: pytest.Config, report: Report) -> Non
             terminalreporter.write_line(f"cnnbench: plot written to {settings.plot}")
     except OSError as error:
         terminalreporter.write_line(f"cnnbench: could not write {error.filename}: {error.strerror}", red=True)
-        config.stash[SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
+        config.stash[PYTEST_SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -7,24 +7,25 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnbench.compare import Verdict
-from cnnbench.results import Results
+from cnnbench.compare import Gate, Outcome, Verdict
+from cnnbench.options import PROFILES
+from cnnbench.results import Run
 
 WORDS = (0, 1, 9)  # columns of names (wrapper, devices, verdict), left-aligned; numbers right-aligned
 
 
 @dataclass(frozen=True)
 class Report:
-    results: Results
+    run: Run
     verdicts: dict[str, Verdict]  # by test name
+    outcome: Outcome
     environment: dict
     hardware: str
     compared: bool  # --benchmark-compare was given
     baseline: str | None = None  # the compared file
     storage: str | None = None
-    wanted: str | None = None  # the run --benchmark-compare named, if it named one
     changes: list[str] = field(default_factory=list)  # environment, baseline -> now
-    gate: str | None = None  # the thresholds, for people
+    gate: Gate = field(default_factory=Gate)
     notes: list[str] = field(default_factory=list)
 
 
@@ -38,29 +39,48 @@ def _range(values, fmt: str) -> str:
 
 def tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
     """Per model config: a header row, then one row per result."""
-    judged = report.compared or report.gate is not None
+    judged = report.compared or report.gate.set
     header = ("wrapper", "devices", "images/s", "speedup", "95% CI", "efficiency")
     if judged:
         header += ("baseline", "change", "95% CI", "verdict")
     out: dict[str, list[tuple[str, ...]]] = {}
-    for name, info in report.results.by_name.items():
-        row = (
-            info["wrapper"],
-            info["device_set"],
-            f"{info['images_per_second']:.1f}",
-            _times(info["speedup"]),
-            _range(info["speedup_ci"], ".2f"),
-            "-" if info["efficiency"] is None else f"{info['efficiency']:.0%}",
-        )
-        if judged:
-            verdict = report.verdicts.get(name)
-            if verdict is None:
-                row += ("", "", "", "")
-            else:
-                change = "" if verdict.change is None else f"{verdict.change:+.0%}"
-                row += (_times(verdict.baseline), change, _range(verdict.change_ci, "+.0%"), verdict.verdict)
-        out.setdefault(info["model_config"], [header]).append(row)
+    for config in report.run.configs.values():
+        rows = out[config.name] = [header]
+        for result in config.results.values():
+            scaling = config.scaling(result)
+            row = (
+                result.wrapper,
+                result.device_set,
+                f"{result.images_per_second:.1f}",
+                _times(scaling and scaling.speedup),
+                _range(scaling and scaling.interval, ".2f"),
+                "-" if scaling is None else f"{scaling.efficiency:.0%}",
+            )
+            if judged:
+                verdict = report.verdicts.get(result.name)
+                if verdict is None:
+                    row += ("", "", "", "")
+                else:
+                    change = "" if verdict.change is None else f"{verdict.change:+.0%}"
+                    words = verdict.verdict + (" (baseline unpaired)" if verdict.unpaired else "")
+                    row += (_times(verdict.baseline), change, _range(verdict.change_ci, "+.0%"), words)
+            rows.append(row)
     return out
+
+
+def implausible(report: Report) -> list[str]:
+    """Speedups above the device count beyond noise: the reference was probably disturbed."""
+    lines = []
+    for config in report.run.configs.values():
+        for result in config.results.values():
+            scaling = config.scaling(result)
+            if scaling and scaling.interval and scaling.interval[0] > result.devices:
+                lines.append(
+                    f"warning: {result.wrapper} {result.device_set} measured {scaling.speedup:.2f}x on "
+                    f"{result.devices} device(s) (95% CI from {scaling.interval[0]:.2f}x): beyond the ideal, so "
+                    "its reference was probably disturbed; do not keep this run as a baseline, save a quiet one"
+                )
+    return lines
 
 
 def _context(report: Report) -> list[str]:
@@ -68,26 +88,27 @@ def _context(report: Report) -> list[str]:
     if report.compared:
         if report.baseline:
             lines.append(f"baseline: {report.baseline}")
-        elif report.wanted:
-            lines.append(f"baseline: nothing in {report.storage} matches {report.wanted!r}, so no speedup is gated")
         else:
             lines.append(
                 f"baseline: none yet for {report.hardware} in {report.storage}: nothing to compare with, "
                 "so no speedup is gated; save one with --benchmark-save=NAME"
             )
-    if report.gate:
+    if report.gate.set:
         lines.append(f"gate: {report.gate}")
     if report.baseline:
         lines += [f"environment changed: {c}" for c in report.changes] or ["environment: unchanged since the baseline"]
+    not_judged = [v for v in report.verdicts.values() if report.gate.set and not v.judged]
+    lines += [f"not judged: {v.result.name.rpartition('::')[2]}: {v.verdict}" for v in not_judged]
     env = report.environment
     libraries = [f"torch {env['torch']}"]
     if env["gpus"]:
         libraries += [f"CUDA {env['cuda']}", f"cuDNN {env['cudnn']}", f"NCCL {env['nccl']}", f"driver {env['driver']}"]
-    return [*lines, f"machine: {report.hardware}; {', '.join(libraries)}", *report.notes]
+    return [*lines, f"machine: {report.hardware}; {', '.join(libraries)}", *report.notes, *implausible(report)]
 
 
 def text(report: Report) -> list[str]:
-    """The terminal summary: aligned tables, names left and numbers right, then the context."""
+    """The terminal summary: aligned tables, names left and numbers right, the context, then the
+    failed checks and the gate's result, where the eye lands."""
     lines = []
     for config, rows in tables(report).items():
         lines.append(config)
@@ -95,18 +116,23 @@ def text(report: Report) -> list[str]:
         for row in rows:
             cells = [c.ljust(w) if i in WORDS else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
             lines.append(("  " + "  ".join(cells)).rstrip())
-    return lines + _context(report)
+    failed = [f"FAILED {name.rpartition('::')[2]}: {why}" for name, why in report.outcome.failures]
+    return lines + _context(report) + failed + [report.outcome.line]
 
 
 def markdown(report: Report) -> str:
     """A report fit for a CI job summary."""
-    failed = [(v.name.partition("::")[2], f) for v in report.verdicts.values() for f in v.failures]
+    failed = [(name.rpartition("::")[2], why) for name, why in report.outcome.failures]
     lines = ["# cnnbench: multi-device speedup", ""]
-    if failed:
-        lines += [f"**Failed**: {len(failed)} check(s)", ""] + [f"- `{name}`: {why}" for name, why in failed]
+    if report.outcome.failed:
+        lines += [f"**Failed**: {len(failed) or 1} check(s)", ""] + [f"- `{name}`: {why}" for name, why in failed]
+        if not failed:
+            lines.append(f"- {report.outcome.line.removeprefix('cnnbench: ')}")
     else:
         lines.append(
-            "**Passed**" if report.gate else "No gate was set (`--cnnbench-speedup-fail`, `--cnnbench-min-efficiency`)."
+            "**Passed**"
+            if report.gate.set
+            else "No gate was set (`--cnnbench-speedup-fail`, `--cnnbench-min-efficiency`)."
         )
     lines.append("")
     for config, rows in tables(report).items():
@@ -115,7 +141,7 @@ def markdown(report: Report) -> str:
         lines.append("|" + "|".join("---" if i in WORDS else "---:" for i in range(len(rows[0]))) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
         lines.append("")
-    lines += ["## Run", ""] + [f"- {line}" for line in _context(report)]
+    lines += ["## Run", ""] + [f"- {line}" for line in [*_context(report), report.outcome.line]]
     return "\n".join(lines) + "\n"
 
 
@@ -132,8 +158,9 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def profile_note(profile: str) -> str | None:
-    if profile == "quick":
+def profile_note(models: tuple[str, ...]) -> str | None:
+    """Said when the quick profile's model ran, whatever the profile."""
+    if set(models) & set(PROFILES["quick"]["models"]):
         return (
             "note: the quick profile (1/4-width GoogLeNet at batch 32) is a CPU-sized proxy that "
             "exercises the DDP machinery, not the reference workload; its speedups are not GPU speedups"

@@ -1,78 +1,201 @@
-"""Throughput, speedup and efficiency, with bootstrap intervals from the timed rounds.
+"""A run's results, typed, and their speedups with bootstrap intervals.
 
-A result is its benchmark's ``extra_info``: the case's sizes plus ``round_seconds``, the time of
-every timed round. Statistics are medians over rounds; an interval is the 2.5th to 97.5th
-percentile of the statistic over 2000 bootstrap draws, each resampling every run's rounds with
-replacement (seeded, so the same data always gives the same verdict).
+A multi-device result carries the rounds of its reference (``single`` on the first device of its
+set), run alternately with its own while both worker groups stayed up: each pair's throughput
+ratio is one speedup sample, so whatever slows the whole machine for a while slows both sides of
+it. The speedup is the median pair ratio; its interval, the 2.5th to 97.5th percentile of that
+median over 2000 bootstrap draws of the pairs (seeded: the same data always give the same
+interval). A result saved before pairing is measured against its model config's reference result
+in the same run, each run's rounds resampled on their own.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 DRAWS = 2000
 LEVEL = 0.95
-
-Throughput = Callable[[dict], float]  # a result's images per second, measured or resampled
-
-
-def throughput(info: dict) -> float:
-    """Images per second at the median round time."""
-    return info["global_batch"] * info["steps_per_round"] / statistics.median(info["round_seconds"])
+MIN_ROUNDS = 3  # one round gives an interval of zero width, two one far narrower than the truth
 
 
-def interval(statistic: Callable[[Throughput], float]) -> tuple[float, float]:
-    """The bootstrap interval of ``statistic``, a function of the results' throughputs."""
+class Unusable(ValueError):
+    """A saved result that cannot be read or judged; the message says why."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One benchmark's measurement: what ran, its round times and its paired reference rounds."""
+
+    name: str  # the test's full name: runs match by it
+    model_config: str
+    wrapper: str
+    device_set: str
+    devices: int
+    is_reference: bool  # the wrapper that speedups are measured against
+    images_per_round: int
+    round_seconds: tuple[float, ...]
+    reference_seconds: tuple[float, ...] = ()  # one per round, run just before it; () when unpaired
+    reference_images_per_round: int = 0
+    workload: dict[str, str] = field(default_factory=dict)  # what must match to compare: steps, split, threads
+    device_names: tuple[str, ...] = ()
+
+    @property
+    def rounds(self) -> int:
+        return len(self.round_seconds)
+
+    @property
+    def paired(self) -> bool:
+        return bool(self.reference_seconds)
+
+    @property
+    def images_per_second(self) -> float:
+        """At the median round time."""
+        return self.images_per_round / statistics.median(self.round_seconds)
+
+    def check(self) -> None:
+        """Raise Unusable if these round times cannot give a speedup."""
+        if not self.round_seconds:
+            raise Unusable("no round times")
+        for label, values in (("round", self.round_seconds), ("reference round", self.reference_seconds)):
+            bad = [v for v in values if not (math.isfinite(v) and v > 0)]
+            if bad:
+                raise Unusable(f"{label} time {bad[0]!r} is not a positive number")
+        if self.paired and len(self.reference_seconds) != self.rounds:
+            raise Unusable(f"{self.rounds} rounds but {len(self.reference_seconds)} reference rounds")
+        if self.images_per_round <= 0 or (self.paired and self.reference_images_per_round <= 0):
+            raise Unusable("no images per round")
+
+
+class Speedup(Protocol):
+    """A result's speedup over its reference, and how to draw it again from resampled rounds."""
+
+    paired: ClassVar[bool]
+
+    @property
+    def value(self) -> float: ...
+
+    @property
+    def samples(self) -> int:
+        """Rounds (or pairs) behind the figure."""
+
+    def draw(self, rng: random.Random) -> float: ...
+
+
+@dataclass(frozen=True)
+class PairedSpeedup:
+    ratios: tuple[float, ...]  # per pair: the result's throughput over its reference's
+    paired: ClassVar[bool] = True
+
+    @classmethod
+    def of(cls, result: Result) -> PairedSpeedup:
+        ours, theirs = result.images_per_round, result.reference_images_per_round
+        pairs = zip(result.round_seconds, result.reference_seconds, strict=True)
+        return cls(tuple(ours * ref / (theirs * own) for own, ref in pairs))
+
+    @property
+    def value(self) -> float:
+        return statistics.median(self.ratios)
+
+    @property
+    def samples(self) -> int:
+        return len(self.ratios)
+
+    def draw(self, rng: random.Random) -> float:
+        return statistics.median(rng.choices(self.ratios, k=len(self.ratios)))
+
+
+@dataclass(frozen=True)
+class UnpairedSpeedup:
+    result: Result
+    reference: Result
+    paired: ClassVar[bool] = False
+
+    @property
+    def value(self) -> float:
+        return self.result.images_per_second / self.reference.images_per_second
+
+    @property
+    def samples(self) -> int:
+        return min(self.result.rounds, self.reference.rounds)
+
+    def draw(self, rng: random.Random) -> float:
+        def resampled(result: Result) -> float:
+            rounds = rng.choices(result.round_seconds, k=result.rounds)
+            return result.images_per_round / statistics.median(rounds)
+
+        return resampled(self.result) / resampled(self.reference)
+
+
+def interval(statistic: Callable[[random.Random], float]) -> tuple[float, float]:
+    """The bootstrap interval of a statistic, given as one draw from resampled rounds."""
     rng = random.Random(0)
-
-    def resampled(info: dict) -> float:
-        rounds = info["round_seconds"]
-        return throughput({**info, "round_seconds": rng.choices(rounds, k=len(rounds))})
-
-    draws = sorted(statistic(resampled) for _ in range(DRAWS))
+    draws = sorted(statistic(rng) for _ in range(DRAWS))
     tail = int(DRAWS * (1 - LEVEL) / 2)
     return draws[tail], draws[-tail - 1]
 
 
-def speedup(info: dict, reference: dict) -> Callable[[Throughput], float]:
-    """Strong scaling: the reference's round time over ours; weak: the throughput ratio (the same thing)."""
-    return lambda tp: tp(info) / tp(reference)
+@dataclass(frozen=True)
+class Scaling:
+    """A result's speedup over its reference, as shown and saved."""
+
+    speedup: float
+    interval: tuple[float, float] | None  # None for the reference itself, or with too few rounds
+    efficiency: float  # speedup / devices
+    paired: bool
 
 
-def reference(results: Iterable[dict], model_config: str) -> dict | None:
-    """The ``single`` result of a model config: what its speedups are measured against."""
-    return next((r for r in results if r["model_config"] == model_config and r["wrapper"] == "single"), None)
+@dataclass
+class ModelConfig:
+    """The results of one model config; its reference result serves results saved without pairs."""
+
+    name: str
+    results: dict[str, Result] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> Result | None:
+        return next((r for r in self.results.values() if r.is_reference), None)
+
+    def speedup(self, result: Result) -> Speedup | None:
+        """None for the reference itself, and for an unpaired result whose run had no reference."""
+        if result.paired:
+            return PairedSpeedup.of(result)
+        reference = self.reference
+        if result.is_reference or reference is None:
+            return None
+        return UnpairedSpeedup(result, reference)
+
+    def scaling(self, result: Result) -> Scaling | None:
+        if result.is_reference:
+            return Scaling(1.0, None, 1.0 / result.devices, paired=False)
+        speedup = self.speedup(result)
+        if speedup is None:
+            return None
+        judged = interval(speedup.draw) if speedup.samples >= MIN_ROUNDS else None
+        return Scaling(speedup.value, judged, speedup.value / result.devices, speedup.paired)
 
 
-def efficiency(speedup_: float, devices: int) -> float:
-    return speedup_ / devices
+class Run:
+    """A run's results by test name, grouped by model config: this run's as they arrive, or a saved one."""
 
+    def __init__(self, results: Iterable[Result] = ()) -> None:
+        self.configs: dict[str, ModelConfig] = {}
+        for result in results:
+            self.add(result)
 
-class Results:
-    """This run's results by test name; in each model config the ``single`` one is the reference.
+    def add(self, result: Result) -> None:
+        self.configs.setdefault(result.model_config, ModelConfig(result.model_config)).results[result.name] = result
 
-    Results may arrive in any order: ``add`` computes the new result's speedup, or all of its model
-    config's when the new result is the reference, in the ``extra_info`` dicts pytest-benchmark saves.
-    """
+    @property
+    def results(self) -> dict[str, Result]:
+        return {name: r for config in self.configs.values() for name, r in config.results.items()}
 
-    def __init__(self) -> None:
-        self.by_name: dict[str, dict] = {}
+    def speedup(self, result: Result) -> Speedup | None:
+        return self.configs[result.model_config].speedup(result)
 
-    def add(self, name: str, round_seconds: list[float], info: dict) -> None:
-        info["round_seconds"] = list(round_seconds)
-        info["images_per_second"] = throughput(info)
-        self.by_name[name] = info
-        config = info["model_config"]
-        single = reference(self.by_name.values(), config)
-        # a new reference changes every speedup of its config; any other result only its own
-        changed = [i for i in self.by_name.values() if i["model_config"] == config] if info is single else [info]
-        for result in changed:
-            if single is None:
-                result["speedup"] = result["speedup_ci"] = result["efficiency"] = None
-                continue
-            ratio = speedup(result, single)
-            result["speedup"] = ratio(throughput)
-            result["speedup_ci"] = None if result is single else list(interval(ratio))
-            result["efficiency"] = efficiency(result["speedup"], result["world_size"])
+    def scaling(self, result: Result) -> Scaling | None:
+        return self.configs[result.model_config].scaling(result)

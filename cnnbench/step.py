@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# autocast dtypes by cnnbench.options.PRECISIONS
+DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def synthetic_batch(
@@ -27,7 +28,7 @@ class TrainingStep:
         self.model = model.train()
         self.images, self.labels = images, labels
         self.device_type = images.device.type
-        self.dtype = PRECISIONS[precision]
+        self.dtype = DTYPES[precision]
         self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         self.scaler = torch.amp.GradScaler(self.device_type, enabled=precision == "fp16")
         self.loss = torch.zeros((), device=images.device)

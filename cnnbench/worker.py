@@ -3,7 +3,9 @@
 Started by ``WorkerGroup`` through torch.distributed.elastic, like torchrun starts ranks:
 ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` come from the environment, and
 the controller's TCPStore is both the rendezvous (prefix ``pg/``) and the control channel
-(prefix ``ctl/``).
+(prefix ``ctl/``). Between uses a group may idle for as long as other configurations run, so a
+rank waits for its next command without a deadline: if the controller dies, the kernel ends the
+rank (Linux) or the store's connection drops.
 """
 
 from __future__ import annotations
@@ -36,15 +38,20 @@ def die_with_parent() -> None:
         sys.exit("cnnbench worker: the controller exited before this rank started")
 
 
+IDLE = timedelta(days=365)  # how long a rank waits for its next command
+
+
 @record
-def main(case_json: str, model_module: str) -> None:
+def main(case_json: str, *modules: str) -> None:
     die_with_parent()
-    importlib.import_module(model_module)  # registers the model, also one a user added
+    for module in modules:  # register the model and the wrapper, also ones a user added
+        importlib.import_module(module)
     case = Case.from_json(case_json)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     timeout = timedelta(seconds=case.timeout)
-    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), timeout=timeout)
-    control = dist.PrefixStore("ctl", store)
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    store = dist.TCPStore(host, port, timeout=timeout)
+    control = dist.PrefixStore("ctl", dist.TCPStore(host, port, timeout=IDLE))
 
     wrapper = get_wrapper(case.wrapper)
     devices = [torch.device(d) for d in case.devices.devices]

@@ -1,6 +1,7 @@
-"""Parallel wrappers by name: how a model is spread over a device set.
+"""Parallel wrappers by name: how a model is spread over a device set, and the batch with it.
 
-Adding one (FSDP, compiled DDP) is one ``register_wrapper`` call.
+Adding one (FSDP, compiled DDP) is one ``register_wrapper`` call, in this module or a user's own:
+ranks import the module that registered the wrapper, as they do for models.
 """
 
 from __future__ import annotations
@@ -14,6 +15,19 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 
+def even_split(batch: int, devices: int) -> list[int]:
+    """``batch // devices`` images per device, the first ``batch % devices`` one more: 128 over 3 is 43/43/42."""
+    share, extra = divmod(batch, devices)
+    return [share + 1] * extra + [share] * (devices - extra)
+
+
+def chunk_split(batch: int, devices: int) -> list[int]:
+    """What DataParallel's scatter does (``torch.chunk``): chunks of ceil(batch / devices) images
+    while they last, so 32 over 12 devices is ten chunks of 3 and one of 2, and one device gets none."""
+    chunk = -(-batch // devices)
+    return [min(chunk, batch - start) for start in range(0, batch, chunk)]
+
+
 @dataclass(frozen=True)
 class Wrapper:
     name: str
@@ -22,6 +36,9 @@ class Wrapper:
     min_devices: int = 1
     max_devices: int | None = None
     kinds: tuple[str, ...] = ("cuda", "cpu")
+    is_reference: bool = False  # what speedups are measured against: one device, no wrapper
+    split: Callable[[int, int], list[int]] = even_split  # images per device, from the global batch
+    split_rule: str = "an even split"  # for people, in a skip reason
 
     def fits(self, size: int) -> bool:
         """Whether a set of ``size`` devices is a meaningful configuration for this wrapper."""
@@ -34,6 +51,15 @@ _WRAPPERS: dict[str, Wrapper] = {}
 def register_wrapper(wrapper: Wrapper) -> Wrapper:
     _WRAPPERS[wrapper.name] = wrapper
     return wrapper
+
+
+def wrapper_module(name: str) -> str:
+    """The module that defines ``name``'s wrap function: worker processes import it before wrapping."""
+    return get_wrapper(name).wrap.__module__
+
+
+def reference_wrapper() -> Wrapper:
+    return next(w for w in _WRAPPERS.values() if w.is_reference)
 
 
 def list_wrappers() -> list[str]:
@@ -65,6 +91,18 @@ def _distributed(model: nn.Module, devices: list[torch.device]) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids, gradient_as_bucket_view=True, **_NO_BUFFER_SYNC)
 
 
-register_wrapper(Wrapper("single", lambda model, devices: model, process_per_device=False, max_devices=1))
-register_wrapper(Wrapper("dp", _data_parallel, process_per_device=False, min_devices=2, kinds=("cuda",)))
+register_wrapper(
+    Wrapper("single", lambda model, devices: model, process_per_device=False, max_devices=1, is_reference=True)
+)
+register_wrapper(
+    Wrapper(
+        "dp",
+        _data_parallel,
+        process_per_device=False,
+        min_devices=2,
+        kinds=("cuda",),
+        split=chunk_split,
+        split_rule="DataParallel's scatter (chunks of ceil(batch / devices))",
+    )
+)
 register_wrapper(Wrapper("ddp", _distributed, process_per_device=True))

@@ -2,11 +2,15 @@
 
 Each benchmark round is ``steps`` training steps on every rank of the device set, measured on
 the host from the command to the last rank's report (each rank has synchronized its device).
+Before each round of a multi-device configuration, one round of its reference runs (untimed by
+pytest-benchmark, timed by cnnbench): the pairs give the speedup.
 """
 
 import math
 
 
 def test_train(benchmark, cnnbench_case, cnnbench_group):
-    benchmark.pedantic(cnnbench_group.run_round, rounds=cnnbench_case.rounds, iterations=1)
+    benchmark.pedantic(
+        cnnbench_group.run_round, setup=cnnbench_group.before_round, rounds=cnnbench_case.rounds, iterations=1
+    )
     assert all(math.isfinite(loss) for loss in cnnbench_group.losses), f"training diverged: {cnnbench_group.losses}"

@@ -3,13 +3,18 @@ from pathlib import Path
 import matplotlib.figure  # noqa: F401  in-process runs forget modules they import; keep one copy for all
 import pytest
 
-PERF_TEST = (Path(__file__).parents[1] / "perf_tests" / "test_training.py").read_text()
+import cnnbench.session  # noqa: F401  the same for what the plugin imports once it is switched on
+
+PERF_TESTS = Path(__file__).parents[1] / "perf_tests"
+PERF_TEST = (PERF_TESTS / "test_training.py").read_text()
+SUITE_CONFTEST = (PERF_TESTS / "conftest.py").read_text()
 
 
 @pytest.fixture
 def suite(pytester, monkeypatch):
     """A sandbox holding the real perf test, for in-process pytest runs with the plugin."""
     pytester.makepyfile(test_training=PERF_TEST)
+    pytester.makeconftest(SUITE_CONFTEST)
     # In-process runs see the plugin already imported by this session, which is no fault of theirs.
     monkeypatch.setenv("PYTEST_ADDOPTS", "-W ignore::pytest.PytestAssertRewriteWarning")
     return pytester

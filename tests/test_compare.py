@@ -1,11 +1,14 @@
 """Verdicts against baselines, from saved runs in tests/data (see the README there)."""
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
 
-from cnnbench.compare import baseline_results, verdicts
+from cnnbench.compare import Gate, outcome, verdicts
+from cnnbench.results import Result, Run
+from cnnbench.saved import read_run
 
 DATA = Path(__file__).parent / "data"
 
@@ -14,30 +17,56 @@ def saved(name: str) -> list[dict]:
     return json.loads((DATA / name).read_text())["benchmarks"]
 
 
-def current(name: str) -> dict[str, dict]:
-    """A saved run's results, as the plugin holds this run's."""
-    return {bench["fullname"]: bench["extra_info"] for bench in saved(name)}
+def run(name: str) -> Run:
+    found, unusable = read_run(saved(name))
+    assert unusable == {}
+    return found
 
 
 def judged(now: str, baseline: str, speedup_fail=0.2, min_efficiency=None) -> dict[str, object]:
-    """Verdicts by device set and wrapper, e.g. ``ddp-cpu:0,1``."""
-    found = verdicts(current(now), baseline_results(saved(baseline)), speedup_fail, min_efficiency)
-    return {f"{v.info['wrapper']}-{v.info['device_set']}": v for v in found}
+    """Verdicts by wrapper and device set, e.g. ``ddp-cpu:0,1``."""
+    found = verdicts(run(now), run(baseline), {}, Gate(speedup_fail, min_efficiency))
+    return {f"{v.result.wrapper}-{v.result.device_set}": v for v in found}
 
 
-def test_a_straggler_rank_is_a_regression_and_names_both_speedups():
-    found = judged("straggler.json", "idle.json")
+def result(wrapper, devices, rounds, reference=(), name=None, workload=None) -> Result:
+    return Result(
+        name=name or f"t::{wrapper}-{devices}",
+        model_config="m",
+        wrapper=wrapper,
+        device_set=f"cpu:{','.join(map(str, range(devices)))}",
+        devices=devices,
+        is_reference=wrapper == "single",
+        images_per_round=32,
+        round_seconds=tuple(rounds),
+        reference_seconds=tuple(reference),
+        reference_images_per_round=32 if reference else 0,
+        workload=workload or {"steps per round": "1"},
+    )
+
+
+@pytest.mark.parametrize("now", ["straggler.json", "paired_straggler.json"])
+def test_a_straggler_rank_is_a_regression_and_names_both_speedups(now):
+    baseline = "idle.json" if now == "straggler.json" else "paired_idle.json"
+    found = judged(now, baseline)
     two = found["ddp-cpu:0,1"]
-    assert two.verdict == "regressed"
+    assert two.verdict == "regressed" and two.judged
     assert two.change < -0.2 and two.change_ci[1] < 0
-    assert two.failures[0].startswith(f"speedup {two.baseline:.2f}x -> {two.info['speedup']:.2f}x (")
+    assert two.failures[0].startswith(f"speedup {two.baseline:.2f}x -> {two.scaling.speedup:.2f}x (")
+    assert two.unpaired == (now == "straggler.json")
     assert found["ddp-cpu:0"].failures == ()  # the single-device runs shared no core with the load
 
 
-def test_an_idle_rerun_holds():
-    found = judged("idle2.json", "idle.json")
+@pytest.mark.parametrize(("now", "baseline"), [("idle2.json", "idle.json"), ("paired_idle2.json", "paired_idle.json")])
+def test_an_idle_rerun_holds(now, baseline):
+    found = judged(now, baseline)
     assert all(v.failures == () for v in found.values())
     assert {v.verdict for v in found.values()} <= {"held", "drop within noise", "rise within noise"}
+
+
+def test_a_paired_run_compares_with_an_unpaired_baseline_and_says_so():
+    two = judged("paired_idle.json", "idle.json")["ddp-cpu:0,1"]
+    assert two.unpaired and two.judged and two.failures == ()
 
 
 def test_an_improvement_is_reported_as_a_stale_baseline_not_failed():
@@ -46,49 +75,89 @@ def test_an_improvement_is_reported_as_a_stale_baseline_not_failed():
     assert two.failures == ()
 
 
-def result(wrapper, world_size, rounds):
-    return {
-        "model_config": "m",
-        "wrapper": wrapper,
-        "world_size": world_size,
-        "global_batch": 32,
-        "steps_per_round": 1,
-        "round_seconds": rounds,
-    }
-
-
 def test_a_drop_inside_the_runs_noise_passes_as_such():
-    base = {"t::single": result("single", 1, [1.0] * 6), "t::ddp": result("ddp", 2, [0.5] * 6)}
-    # the median round is 40% slower, but half of the rounds are as fast as the baseline's
-    now = {"t::single": result("single", 1, [1.0] * 6), "t::ddp": result("ddp", 2, [0.5, 0.9, 0.5, 0.8, 0.5, 0.8])}
-    now["t::ddp"].update(speedup=1.54, speedup_ci=[1.1, 2.0], efficiency=0.77)
-    (verdict,) = verdicts(now, base, 0.2, None)
+    base = Run([result("single", 1, [1.0] * 6), result("ddp", 2, [0.5] * 6, [1.0] * 6)])
+    # the median pair is 40% slower, but half of the pairs are as fast as the baseline's
+    now = Run([result("single", 1, [1.0] * 6), result("ddp", 2, [0.5, 0.9, 0.5, 0.8, 0.5, 0.8], [1.0] * 6)])
+    (verdict,) = verdicts(now, base, {}, Gate(0.2))
     assert verdict.change < -0.2 and verdict.change_ci[1] >= 0
     assert verdict.verdict == "drop within noise" and verdict.failures == ()
 
 
-def test_a_baseline_saved_without_round_times_counts_its_median():
-    benches = saved("idle.json")
-    for bench in benches:
-        del bench["extra_info"]["round_seconds"]
-    two = verdicts(current("straggler.json"), baseline_results(benches), 0.2, None)
-    (regressed,) = [v for v in two if v.failures]
-    assert regressed.baseline == pytest.approx(regressed.info["speedup"] / (1 + regressed.change))
+def test_a_slowdown_of_the_whole_machine_moves_both_sides_of_a_pair():
+    """Most of the configuration's rounds ran while the machine was 60% slower: so did the reference
+    rounds paired with them. Unpaired, the reference's rounds all ran before the slowdown."""
+    slow = [0.5, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+    base = Run([result("single", 1, [1.0] * 7), result("ddp", 2, [0.5] * 7, [1.0] * 7)])
+    paired = Run([result("single", 1, [1.0] * 7), result("ddp", 2, slow, [1.0] + [1.6] * 6)])
+    unpaired = Run([result("single", 1, [1.0] * 7), result("ddp", 2, slow)])
+    (held,) = verdicts(paired, base, {}, Gate(0.2))
+    (fooled,) = verdicts(unpaired, base, {}, Gate(0.2))
+    assert held.verdict == "held" and held.change == pytest.approx(0.0)
+    assert fooled.verdict == "regressed"
 
 
-def test_results_the_baseline_lacks_are_not_judged():
-    found = verdicts(current("idle.json"), {}, 0.2, None)
-    assert {v.verdict for v in found} == {"no baseline"} and all(v.failures == () for v in found)
+@pytest.mark.parametrize(
+    ("rounds", "why"),
+    [
+        ([], "baseline unusable: no round times"),
+        ([0.0, 0.0, 0.0], "baseline unusable: round time 0.0 is not a positive number"),
+        ([float("nan")] * 3, "baseline unusable: round time nan is not a positive number"),
+        (None, "baseline unusable: no round times"),
+    ],
+)
+def test_an_unusable_baseline_entry_is_named_and_nothing_crashes(rounds, why):
+    benches = copy.deepcopy(saved("idle.json"))
+    two = next(b for b in benches if b["extra_info"]["device_set"] == "cpu:0,1")
+    if rounds is None:
+        del two["extra_info"]["round_seconds"]  # as saved by the first cnnbench
+    else:
+        two["extra_info"]["round_seconds"] = rounds
+    baseline, unusable = read_run(benches)
+    assert unusable == {two["fullname"]: why.removeprefix("baseline unusable: ")}
+    found = {v.result.device_set: v for v in verdicts(run("idle2.json"), baseline, unusable, Gate(0.2))}
+    assert found["cpu:0,1"].verdict == why and not found["cpu:0,1"].judged
+    assert found["cpu:0"].judged
+
+
+def test_a_different_workload_is_not_comparable():
+    base = Run([result("ddp", 2, [0.5] * 6, [1.0] * 6, workload={"threads per rank": "1"})])
+    now = Run([result("ddp", 2, [0.5] * 6, [1.0] * 6, workload={"threads per rank": "2"})])
+    (verdict,) = verdicts(now, base, {}, Gate(0.2))
+    assert verdict.verdict == "not comparable: threads per rank 1 -> 2"
+    assert not verdict.judged and verdict.failures == ()
+
+
+@pytest.mark.parametrize(("ours", "theirs", "words"), [(2, 6, "(2 < 3)"), (6, 2, "(2 < 3)"), (1, 1, "(1 < 3)")])
+def test_too_few_rounds_are_not_judged(ours, theirs, words):
+    base = Run([result("ddp", 2, [0.5] * theirs, [1.0] * theirs)])
+    now = Run([result("ddp", 2, [0.6] * ours, [1.0] * ours)])  # 17% lower
+    (verdict,) = verdicts(now, base, {}, Gate(0.05, 0.99))
+    assert verdict.verdict == f"too few rounds to judge {words}"
+    assert not verdict.judged and verdict.failures == ()
+
+
+def test_results_the_baseline_lacks_are_not_judged_and_a_gate_that_judged_nothing_fails():
+    found = verdicts(run("paired_idle.json"), Run(), {}, Gate(0.2))
+    assert {v.verdict for v in found} == {"no baseline: the baseline has no such test"}
+    assert not any(v.judged for v in found)
+    failed = outcome(found, Gate(0.2), baseline_loaded=True)
+    assert failed.failed and "judged nothing" in failed.line
+    first = outcome(verdicts(run("paired_idle.json"), None, {}, Gate(0.2)), Gate(0.2), baseline_loaded=False)
+    assert not first.failed and "no baseline yet" in first.line  # the first run of a new runner
 
 
 def test_without_a_threshold_changes_are_shown_not_gated():
     two = judged("straggler.json", "idle.json", speedup_fail=None)["ddp-cpu:0,1"]
     assert two.verdict == "not gated" and two.change < -0.2 and two.failures == ()
+    assert "no gate set" in outcome([two], Gate(), baseline_loaded=True).line
 
 
 def test_efficiency_below_the_minimum_fails_with_or_without_a_baseline():
-    found = verdicts(current("straggler.json"), {}, None, 0.8)
-    two = next(v for v in found if v.info["world_size"] == 2)
+    found = verdicts(run("paired_straggler.json"), None, {}, Gate(None, 0.8))
+    two = next(v for v in found if v.result.devices == 2)
     assert two.verdict == "no baseline; efficiency too low"
     assert "is below the minimum 80%" in two.failures[0]
-    assert all(v.failures == () for v in verdicts(current("idle.json"), {}, None, 0.5))
+    result_ = outcome(found, Gate(None, 0.8), baseline_loaded=False)
+    assert result_.failed and result_.line.startswith("cnnbench: gate FAILED, 1 check(s): test_train[")
+    assert all(v.failures == () for v in verdicts(run("paired_idle.json"), None, {}, Gate(None, 0.5)))

@@ -6,9 +6,14 @@ from cnnbench.config import PROFILES, OptionError, Settings
 
 @pytest.fixture(autouse=True)
 def cpu_machine(monkeypatch):
+    cores(monkeypatch, 2)
+
+
+def cores(monkeypatch, count: int) -> None:
+    """A CPU-only machine with ``count`` usable cores."""
     monkeypatch.setattr(config.torch.cuda, "device_count", lambda: 0)
-    monkeypatch.setattr(config, "usable_cores", lambda: [0, 1])
-    monkeypatch.setattr("cnnbench.devices.usable_cores", lambda: [0, 1])
+    monkeypatch.setattr(config, "usable_cores", lambda: list(range(count)))
+    monkeypatch.setattr("cnnbench.devices.usable_cores", lambda: list(range(count)))
 
 
 def test_defaults_on_a_cpu_machine():
@@ -62,3 +67,34 @@ def test_bad_values_name_the_option_and_the_valid_ones(name, value, message):
 def test_a_batch_smaller_than_the_device_set_is_refused():
     with pytest.raises(OptionError, match="a global batch of 2 cannot be split over the 3 devices of cuda:0,1,2"):
         Settings.from_values({"batch-size": "2", "devices": "cuda:0 cuda:0,1,2"})
+
+
+@pytest.mark.parametrize("count", range(1, 65))
+def test_the_default_run_works_on_any_core_count(monkeypatch, count):
+    cores(monkeypatch, count)
+    settings = Settings.from_values({})
+    runnable = [c for c in settings.cases() if c.unavailable() is None]
+    assert {c.wrapper for c in runnable} == {"single", "ddp"}
+    for case in runnable:
+        assert min(case.device_batches) >= 1 and sum(case.device_batches) == 32
+        assert len(case.device_batches) == len(case.devices)
+        assert all(len(share) == settings.threads_per_device for share in case.cores)
+    assert max(len(s) for s in settings.devices) == min(count, 32)
+
+
+def test_a_gate_needs_enough_rounds_to_judge():
+    with pytest.raises(OptionError, match="--cnnbench-rounds: 2 rounds cannot be judged by the gate; valid: at least 3"):
+        Settings.from_values({"rounds": "2", "speedup-fail": "10%"})
+    assert Settings.from_values({"rounds": "2"}).rounds == 2  # without a gate, a short run is fine
+
+
+def test_an_ini_value_error_names_the_key_and_the_file():
+    with pytest.raises(OptionError, match=r"^cnnbench_rounds in /x/tox.ini: got '0'; valid: a whole number >= 1$"):
+        Settings.from_values({"rounds": "0"}, {"rounds": "cnnbench_rounds in /x/tox.ini"})
+
+
+def test_the_autocast_names_match_the_training_step():
+    from cnnbench.options import PRECISIONS
+    from cnnbench.step import DTYPES
+
+    assert tuple(DTYPES) == PRECISIONS

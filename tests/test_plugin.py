@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-SHORT = ["--cnnbench-steps=1", "--cnnbench-rounds=2", "--cnnbench-warmup=1"]
+SHORT = ["--cnnbench-steps=1", "--cnnbench-rounds=3", "--cnnbench-warmup=1"]
 
 
 def test_help_lists_every_option_with_its_default(suite):
@@ -33,6 +33,7 @@ def test_help_lists_every_option_with_its_default(suite):
     result.stdout.fnmatch_lines(
         ["  cnnbench_steps (string):", "*training steps per timed round (default: the profile's)"]
     )
+    result.stdout.fnmatch_lines(["  cnnbench_channels_last (bool):", "*channels_last memory format (default: false)"])
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,14 @@ def test_ini_keys_are_read_and_checked(suite):
     suite.makeini("[pytest]\ncnnbench_rounds = many\n")
     result = suite.runpytest("--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --cnnbench-rounds: got 'many'*"])
+    result.stderr.fnmatch_lines([f"ERROR: cnnbench_rounds in {suite.path / 'tox.ini'}: got 'many'; valid: *"])
+    suite.makeini("[pytest]\ncnnbench_channels_last = maybe\n")
+    result = suite.runpytest("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: cnnbench_channels_last in {suite.path / 'tox.ini'}: *; valid: true or false"])
+    suite.makeini("[pytest]\ncnnbench_channels_last = yes\ncnnbench_devices = cpu:0\ncnnbench_wrappers = single\n")
+    result = suite.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_train?googlenet_cifar_small-bs32-fp32-cl-single-cpu:0?"])
 
 
 def test_ids_and_skip_reasons(suite):
@@ -102,6 +110,7 @@ def test_a_short_real_run_saves_speedups(suite):
             "  ddp      cpu:0,1 * *x  *..*  * *%",
             "machine: cpu-*x*; torch *",
             "note: the quick profile*",
+            "cnnbench: no gate set *",
         ]
     )
     output = json.loads((suite.path / "out.json").read_text())
@@ -109,7 +118,7 @@ def test_a_short_real_run_saves_speedups(suite):
     saved = {b["param"]: b for b in output["benchmarks"]}
     ddp = saved["googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1"]
     assert ddp["group"] == "googlenet_cifar_small-bs32-fp32"
-    assert ddp["stats"]["rounds"] == 2
+    assert ddp["stats"]["rounds"] == 3
     info = ddp["extra_info"]
     assert {
         k: info[k]
@@ -117,9 +126,9 @@ def test_a_short_real_run_saves_speedups(suite):
             "model",
             "wrapper",
             "devices",
-            "world_size",
+            "processes",
             "global_batch",
-            "per_device_batch",
+            "device_batches",
             "steps_per_round",
             "precision",
             "threads_per_rank",
@@ -129,18 +138,20 @@ def test_a_short_real_run_saves_speedups(suite):
         "model": "googlenet_cifar_small",
         "wrapper": "ddp",
         "devices": ["cpu:0", "cpu:1"],
-        "world_size": 2,
+        "processes": 2,
         "global_batch": 32,
-        "per_device_batch": [16, 16],
+        "device_batches": [16, 16],
         "steps_per_round": 1,
         "precision": "fp32",
         "threads_per_rank": 1,
         "device_names": ["CPU, 1 thread", "CPU, 1 thread"],
     }
     assert info["round_seconds"] == ddp["stats"]["data"]
-    single_median = saved["googlenet_cifar_small-bs32-fp32-single-cpu:0"]["stats"]["median"]
+    references = info["reference_seconds"]  # one reference round before each of ddp's own
+    assert len(references) == 3 and info["paired"] and info["reference"].endswith("-single-cpu:0")
+    ratios = sorted(ref / own for ref, own in zip(references, info["round_seconds"], strict=True))
     assert info["images_per_second"] == pytest.approx(32 / ddp["stats"]["median"])
-    assert info["speedup"] == pytest.approx(single_median / ddp["stats"]["median"])
+    assert info["speedup"] == pytest.approx(ratios[1])  # the median pair
     assert info["efficiency"] == pytest.approx(info["speedup"] / 2)
     low, high = info["speedup_ci"]
     assert low <= info["speedup"] <= high

@@ -6,29 +6,30 @@ from pathlib import Path
 
 from matplotlib.image import imread
 
-from cnnbench.compare import baseline_results, verdicts
+from cnnbench.compare import Gate, outcome, verdicts
 from cnnbench.plot import plot
 from cnnbench.report import Report, markdown, text, write_atomically
-from cnnbench.results import Results
+from cnnbench.saved import read_run
 
 DATA = Path(__file__).parent / "data"
 
 
 def report(now: str, baseline: str | None) -> Report:
     saved = json.loads((DATA / now).read_text())
-    results = Results()
-    results.by_name = {bench["fullname"]: bench["extra_info"] for bench in saved["benchmarks"]}
-    old = baseline_results(json.loads((DATA / baseline).read_text())["benchmarks"]) if baseline else {}
-    judged = verdicts(results.by_name, old, 0.2, None)
+    run, _ = read_run(saved["benchmarks"])
+    old = read_run(json.loads((DATA / baseline).read_text())["benchmarks"])[0] if baseline else None
+    gate = Gate(0.2) if baseline else Gate()
+    judged = verdicts(run, old, {}, gate)
     return Report(
-        results=results,
-        verdicts={v.name: v for v in judged},
+        run=run,
+        verdicts={v.result.name: v for v in judged},
+        outcome=outcome(judged, gate, baseline_loaded=baseline is not None),
         environment=saved["machine_info"]["cnnbench"],
         hardware="cpu-2xAMD_EPYC",
         compared=baseline is not None,
         baseline=baseline,
         changes=["torch 2.0.0 -> 2.14.1"],
-        gate="speedup drop beyond 20% and beyond noise fails" if baseline else None,
+        gate=gate,
     )
 
 
@@ -49,14 +50,17 @@ def test_the_summary_aligns_its_columns():
         "CI",
         "verdict",
     ]
-    assert table[3].endswith("regressed")
+    assert table[3].endswith("regressed (baseline unpaired)")
     assert len({line.index("x ") for line in table[2:]}) == 1  # speedups right-aligned in one column
     assert "environment changed: torch 2.0.0 -> 2.14.1" in lines
+    assert lines[-2].startswith("FAILED test_train[googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1]: speedup 1.83x -> 0.86x")
+    assert lines[-1].startswith("cnnbench: gate FAILED, 1 check(s): test_train[")  # the verdict is read last
 
 
 def test_without_a_baseline_the_summary_has_no_baseline_columns():
     lines = text(report("idle.json", None))
-    assert lines[1].split()[-1] == "efficiency" and lines[-1].startswith("machine: cpu-2xAMD_EPYC; torch")
+    assert lines[1].split()[-1] == "efficiency" and lines[-2].startswith("machine: cpu-2xAMD_EPYC; torch")
+    assert lines[-1] == "cnnbench: no gate set (--cnnbench-speedup-fail, --cnnbench-min-efficiency)"
 
 
 def test_the_markdown_report_has_verdicts_and_the_environment():
@@ -64,7 +68,7 @@ def test_the_markdown_report_has_verdicts_and_the_environment():
     assert out.startswith("# cnnbench: multi-device speedup\n\n**Failed**: 1 check(s)\n\n- `test_train[")
     assert "ddp-cpu:0,1]`: speedup 1.83x -> 0.86x (-53%" in out
     assert "|---|---|---:|---:|---:|---:|---:|---:|---:|---|" in out
-    assert "| regressed |" in out and "- environment changed: torch 2.0.0 -> 2.14.1" in out
+    assert "| regressed (baseline unpaired) |" in out and "- environment changed: torch 2.0.0 -> 2.14.1" in out
 
 
 def test_the_plot_is_a_png(tmp_path):
@@ -83,9 +87,21 @@ def test_files_are_replaced_whole(tmp_path):
 
 def test_the_plot_takes_two_device_sets_of_one_size(tmp_path):
     two_sets = report("straggler.json", "idle.json")
-    name, info = next((n, i) for n, i in two_sets.results.by_name.items() if i["device_set"] == "cpu:0,1")
-    twin = name.replace("cpu:0,1", "cpu:2,3")  # the same speedup on another pair, as ties happen
-    two_sets.results.by_name[twin] = {**info, "device_set": "cpu:2,3"}
-    two_sets.verdicts[twin] = replace(two_sets.verdicts[name], name=twin)
+    config = next(iter(two_sets.run.configs.values()))
+    name, result = next((n, r) for n, r in config.results.items() if r.device_set == "cpu:0,1")
+    twin = replace(result, name=name.replace("cpu:0,1", "cpu:2,3"), device_set="cpu:2,3")  # an equal speedup
+    config.results[twin.name] = twin
+    two_sets.verdicts[twin.name] = replace(two_sets.verdicts[name], result=twin)
     plot(two_sets, tmp_path / "speedup.png")
     assert imread(tmp_path / "speedup.png").shape[:2] == (450, 550)
+
+
+def test_a_speedup_beyond_the_ideal_is_called_implausible():
+    assert not [line for line in text(report("idle.json", None)) if line.startswith("warning:")]
+    flipped = report("idle.json", None)
+    config = next(iter(flipped.run.configs.values()))
+    reference = next(r for r in config.results.values() if r.is_reference)
+    config.results[reference.name] = replace(reference, round_seconds=tuple(s * 3 for s in reference.round_seconds))
+    warned = [line for line in text(flipped) if line.startswith("warning:")]
+    assert sorted(w.split(" measured")[0] for w in warned) == ["warning: ddp cpu:0", "warning: ddp cpu:0,1"]
+    assert "beyond the ideal, so its reference was probably disturbed" in warned[0]

@@ -1,16 +1,20 @@
-"""Speedup arithmetic and bookkeeping, with no processes or timing involved."""
+"""Speedup arithmetic, batch splits and the typed result, with no processes or timing involved."""
+
+import dataclasses
 
 import pytest
 
 from cnnbench.cases import Case
 from cnnbench.devices import parse_device_set
-from cnnbench.results import Results, efficiency, interval, speedup, throughput
+from cnnbench.results import MIN_ROUNDS, PairedSpeedup, Run, UnpairedSpeedup, Unusable, interval
+from cnnbench.saved import extra_info, read_result, result_of
+from cnnbench.wrappers import chunk_split, even_split
 
 
-def make_case(wrapper="single", devices="cpu:0", batch_size=128, scaling="strong", steps=20):
+def make_case(wrapper="single", devices="cpu:0", global_batch=128, scaling="strong", steps=20):
     return Case(
         model="googlenet_cifar",
-        batch_size=batch_size,
+        global_batch=global_batch,
         precision="fp32",
         channels_last=False,
         scaling=scaling,
@@ -24,76 +28,104 @@ def make_case(wrapper="single", devices="cpu:0", batch_size=128, scaling="strong
     )
 
 
-def result(rounds, global_batch=128, steps=20, world_size=1, wrapper="single"):
-    return {
-        "model_config": "m",
-        "wrapper": wrapper,
-        "world_size": world_size,
-        "global_batch": global_batch,
-        "steps_per_round": steps,
-        "round_seconds": rounds,
-    }
-
-
 def test_reference_experiment_arithmetic():
     # 5 min 25 s on one GPU against 2 min 23 s on three, one epoch (391 steps) at batch 128 each.
-    one, three = result([325.0], steps=391), result([143.0], steps=391, world_size=3)
-    ratio = speedup(three, one)(throughput)
-    assert ratio == pytest.approx(2.27, abs=0.005)
-    assert efficiency(ratio, 3) == pytest.approx(0.76, abs=0.005)
+    three = result_of("t", make_case("dp", "cuda:0,1,2", steps=391), [143.0], [325.0], [])
+    speedup = PairedSpeedup.of(three)
+    assert speedup.value == pytest.approx(2.27, abs=0.005)
+    assert speedup.value / three.devices == pytest.approx(0.76, abs=0.005)
 
 
-def test_interval_brackets_the_median_ratio_and_is_repeatable():
-    one = result([1.00, 1.02, 0.98, 1.01, 0.99, 1.00])
-    two = result([0.55, 0.56, 0.54, 0.60, 0.55, 0.57], world_size=2)
-    ratio = speedup(two, one)
-    low, high = interval(ratio)
-    assert low < ratio(throughput) < high
+def test_a_paired_interval_brackets_the_median_ratio_and_is_repeatable():
+    rounds, references = [0.55, 0.56, 0.54, 0.60, 0.55, 0.57], [1.0, 1.02, 0.98, 1.01, 0.99, 1.0]
+    two = result_of("t", make_case("ddp", "cpu:0,1"), rounds, references, [])
+    speedup = PairedSpeedup.of(two)
+    low, high = interval(speedup.draw)
+    assert low < speedup.value < high
     assert low > 1.6 and high < 1.9
-    assert interval(ratio) == (low, high)  # seeded: the same data, the same interval
+    assert interval(speedup.draw) == (low, high)  # seeded: the same data, the same interval
 
 
-def test_interval_of_a_constant_is_a_point():
-    one, two = result([2.0] * 4), result([1.0] * 4, world_size=2)
-    assert interval(speedup(two, one)) == (2.0, 2.0)
+def test_an_unpaired_speedup_is_the_ratio_of_median_throughputs():
+    one = result_of("a", make_case(), [2.0] * 4, [], [])
+    two = result_of("b", make_case("ddp", "cpu:0,1"), [1.0] * 4, [], [])
+    speedup = UnpairedSpeedup(two, one)
+    assert speedup.value == 2.0 and interval(speedup.draw) == (2.0, 2.0)
+    assert Run([one, two]).scaling(two).paired is False
 
 
-def test_strong_scaling_splits_like_data_parallel():
-    case = make_case("dp", "cuda:0,1,2")
-    assert case.device_batches == [43, 43, 42]
-    assert case.global_batch == 128
-    assert make_case("ddp", "cpu:0,1", batch_size=32).device_batches == [16, 16]
+@pytest.mark.parametrize(
+    ("batch", "devices", "split"),
+    [(128, 3, [43, 43, 42]), (32, 12, [3] * 8 + [2] * 4), (32, 10, [4, 4] + [3] * 8), (32, 20, [2] * 12 + [1] * 8)],
+)
+def test_the_even_split_gives_every_device_images(batch, devices, split):
+    assert even_split(batch, devices) == split
+    assert sum(split) == batch and min(split) >= 1
+
+
+def test_data_parallel_splits_as_its_scatter_does_and_says_when_a_device_gets_nothing():
+    assert chunk_split(128, 3) == [43, 43, 42]
+    assert chunk_split(32, 12) == [3] * 10 + [2]  # eleven chunks for twelve devices
+    case = make_case("dp", ",".join(f"cuda:{i}" for i in range(12)).replace(",cuda:", ","), global_batch=32)
+    assert case.unavailable().startswith("DataParallel's scatter (chunks of ceil(batch / devices)) leaves cuda:11 ")
+    assert make_case("ddp", "cpu:0,1,2,3,4,5,6,7,8,9,10,11", global_batch=32).device_batches == [3] * 8 + [2] * 4
 
 
 def test_weak_scaling_keeps_the_per_device_batch():
-    case = make_case("ddp", "cpu:0,1", batch_size=32, scaling="weak")
-    assert case.device_batches == [32, 32] and case.global_batch == 64
+    case = make_case("ddp", "cpu:0,1", global_batch=64, scaling="weak")
+    assert case.device_batches == [32, 32]
     assert case.model_config == "googlenet_cifar-bs32-fp32-weak"
+    assert case.reference.global_batch == 32 and case.reference.model_config == case.model_config
+
+
+def test_the_reference_is_one_device_of_the_set_at_the_same_global_batch():
+    case = make_case("ddp", "cuda:2,3")
+    assert case.reference.id == "googlenet_cifar-bs128-fp32-single-cuda:2"
+    assert case.reference.reference is None
 
 
 def test_ids_are_readable_and_stable():
     assert make_case("ddp", "cuda:0,1,2").id == "googlenet_cifar-bs128-fp32-ddp-cuda:0,1,2"
 
 
-def test_speedups_in_any_order():
-    results = Results()
-    ddp = make_case("ddp", "cpu:0,1")
-    ddp_info, single_info = ddp.extra_info(), make_case().extra_info()
-    results.add("ddp", [1.0, 1.1, 0.9], ddp_info)  # before its reference: no speedup yet
-    assert ddp_info["speedup"] is None
-    results.add("single", [1.8, 1.8, 1.8], single_info)
-    assert single_info["speedup"] == pytest.approx(1.0) and single_info["speedup_ci"] is None
-    assert ddp_info["speedup"] == pytest.approx(1.8)
-    assert ddp_info["speedup_ci"][0] < 1.8 < ddp_info["speedup_ci"][1]
-    assert ddp_info["efficiency"] == pytest.approx(0.9)
-    assert ddp_info["images_per_second"] == pytest.approx(128 * 20 / 1.0)
-    assert ddp_info["round_seconds"] == [1.0, 1.1, 0.9]
-
-
 def test_weak_scaling_speedup_compares_throughput():
-    results = Results()
-    single, weak = make_case(batch_size=32, scaling="weak"), make_case("ddp", "cpu:0,1", batch_size=32, scaling="weak")
-    single_info, weak_info = single.extra_info(), weak.extra_info()
-    results.add("single", [1.0], single_info)
-    results.add("weak", [1.25], weak_info)  # twice the images in 1.25x the time
-    assert weak_info["speedup"] == pytest.approx(1.6)
+    weak = make_case("ddp", "cpu:0,1", global_batch=64, scaling="weak")
+    result = result_of("weak", weak, [1.25] * 3, [1.0] * 3, [])  # twice the images in 1.25x the time
+    assert PairedSpeedup.of(result).value == pytest.approx(1.6)
+
+
+def test_extra_info_is_written_once_and_read_back_to_the_same_result():
+    case = make_case("ddp", "cpu:0,1", global_batch=32, steps=4)
+    result = result_of("f::t[x]", case, [0.4, 0.5, 0.45], [0.8, 0.8, 0.9], ["CPU, 1 thread"] * 2)
+    info = extra_info(case, result, Run([result]).scaling(result))
+    assert info["device_batches"] == [16, 16] and info["processes"] == 2 and info["paired"] is True
+    assert info["speedup"] == pytest.approx(PairedSpeedup.of(result).value)
+    assert info["reference"] == "googlenet_cifar-bs32-fp32-single-cpu:0"
+    assert read_result({"fullname": "f::t[x]", "extra_info": info}) == result
+
+
+def test_too_few_rounds_give_no_interval():
+    case = make_case("ddp", "cpu:0,1")
+    few = result_of("t", case, [0.5] * (MIN_ROUNDS - 1), [1.0] * (MIN_ROUNDS - 1), [])
+    scaling = Run([few]).scaling(few)
+    assert scaling.speedup == 2.0 and scaling.interval is None
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"round_seconds": ()}, "no round times"),
+        ({"round_seconds": (1.0, -1.0, 1.0)}, "round time -1.0 is not a positive number"),
+        ({"reference_seconds": (1.0,)}, "3 rounds but 1 reference rounds"),
+    ],
+)
+def test_a_result_checks_its_rounds(change, why):
+    good = result_of("t", make_case("ddp", "cpu:0,1"), [1.0] * 3, [2.0] * 3, [])
+    good.check()
+    with pytest.raises(Unusable, match=why):
+        dataclasses.replace(good, **change).check()
+
+
+def test_a_saved_entry_without_extra_info_is_unusable():
+    with pytest.raises(Unusable, match="no 'devices' in its extra_info"):
+        read_result({"fullname": "x", "extra_info": {}})

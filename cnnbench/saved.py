@@ -1,0 +1,130 @@
+"""The edge between typed results and pytest-benchmark's JSON: each result's ``extra_info`` is
+written once, and a saved run is read once, into the same ``Result``.
+
+Runs saved before paired rounds (no ``reference_seconds``) still read: they compare unpaired.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnbench.cases import Case
+from cnnbench.devices import DEVICE_KINDS
+from cnnbench.results import Result, Run, Scaling, Unusable
+from cnnbench.wrappers import get_wrapper
+
+
+def workload(case: Case) -> dict[str, str]:
+    """What two runs of one test id must share to compare: the work per round and its split."""
+    out = {"steps per round": str(case.steps), "images per device": _split(case.device_batches)}
+    if DEVICE_KINDS[case.devices.kind].pinned:
+        out["threads per rank"] = str(case.threads_per_device)
+    return out
+
+
+def _split(batches: list[int]) -> str:
+    return "/".join(map(str, batches))
+
+
+def result_of(
+    name: str, case: Case, round_seconds: list[float], reference_seconds: list[float], device_names: list[str]
+) -> Result:
+    reference = case.reference
+    return Result(
+        name=name,
+        model_config=case.model_config,
+        wrapper=case.wrapper,
+        device_set=str(case.devices),
+        devices=len(case.devices),
+        is_reference=reference is None,
+        images_per_round=case.global_batch * case.steps,
+        round_seconds=tuple(round_seconds),
+        reference_seconds=tuple(reference_seconds),
+        reference_images_per_round=reference.global_batch * reference.steps if reference else 0,
+        workload=workload(case),
+        device_names=tuple(device_names),
+    )
+
+
+def extra_info(case: Case, result: Result, scaling: Scaling | None) -> dict[str, Any]:
+    """Everything a saved run needs to be read back, and the figures people look for."""
+    info: dict[str, Any] = {
+        "model_config": case.model_config,
+        "model": case.model,
+        "wrapper": case.wrapper,
+        "device_set": str(case.devices),
+        "devices": case.devices.devices,
+        "processes": case.processes,
+        "scaling": case.scaling,
+        "global_batch": case.global_batch,
+        "device_batches": case.device_batches,
+        "steps_per_round": case.steps,
+        "warmup_steps": case.warmup,
+        "precision": case.precision,
+        "channels_last": case.channels_last,
+        "device_names": list(result.device_names),
+        "round_seconds": list(result.round_seconds),
+        "reference": case.reference.id if case.reference else None,
+        "reference_seconds": list(result.reference_seconds),
+        "reference_images_per_round": result.reference_images_per_round,
+        "images_per_second": result.images_per_second,
+        "speedup": scaling.speedup if scaling else None,
+        "speedup_ci": list(scaling.interval) if scaling and scaling.interval else None,
+        "efficiency": scaling.efficiency if scaling else None,
+        "paired": result.paired,
+    }
+    if DEVICE_KINDS[case.devices.kind].pinned:
+        info["threads_per_rank"] = case.threads_per_device
+    return info
+
+
+def read_result(bench: dict[str, Any]) -> Result:
+    """One saved benchmark as a Result; raises Unusable with the reason."""
+    info = bench.get("extra_info") or {}
+    try:
+        batches = info.get("device_batches", info.get("per_device_batch"))  # the older name
+        devices = info["devices"]
+        work = {"steps per round": str(info["steps_per_round"]), "images per device": _split(batches)}
+        if "threads_per_rank" in info:
+            work["threads per rank"] = str(info["threads_per_rank"])
+        wrapper = info["wrapper"]
+        result = Result(
+            name=bench["fullname"],
+            model_config=info["model_config"],
+            wrapper=wrapper,
+            device_set=info["device_set"],
+            devices=len(devices),
+            is_reference=_is_reference(wrapper),
+            images_per_round=int(info["global_batch"]) * int(info["steps_per_round"]),
+            round_seconds=tuple(float(s) for s in info.get("round_seconds") or ()),
+            reference_seconds=tuple(float(s) for s in info.get("reference_seconds") or ()),
+            reference_images_per_round=int(info.get("reference_images_per_round") or 0),
+            workload=work,
+            device_names=tuple(info.get("device_names") or ()),
+        )
+    except KeyError as error:
+        raise Unusable(f"no {error.args[0]!r} in its extra_info") from None
+    except (TypeError, ValueError) as error:
+        raise Unusable(f"unreadable extra_info ({error})") from None
+    result.check()
+    return result
+
+
+def _is_reference(wrapper: str) -> bool:
+    try:
+        return get_wrapper(wrapper).is_reference
+    except ValueError:
+        return False  # a wrapper this environment does not register
+
+
+def read_run(benchmarks: list[dict[str, Any]]) -> tuple[Run, dict[str, str]]:
+    """A saved run's usable results, and why each of the others is unusable, by test name."""
+    run, unusable = Run(), {}
+    for bench in benchmarks:
+        if not isinstance(bench, dict) or "fullname" not in bench:
+            continue
+        try:
+            run.add(read_result(bench))
+        except Unusable as why:
+            unusable[bench["fullname"]] = str(why)
+    return run, unusable

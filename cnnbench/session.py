@@ -1,0 +1,77 @@
+"""A cnnbench run inside pytest, once the plugin is switched on: its settings, environment and
+hardware class, the results as they arrive, and the judgement and report at the end.
+
+The plugin's hooks call into this; nothing here needs pytest beyond its config and errors.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnbench.baselines import loaded_baseline
+from cnnbench.cases import Case
+from cnnbench.compare import outcome, verdicts
+from cnnbench.config import Settings
+from cnnbench.environment import differences, fingerprint, hardware_class
+from cnnbench.options import OptionError
+from cnnbench.pairing import Pair
+from cnnbench.plot import MISSING, matplotlib_missing
+from cnnbench.report import Report, profile_note
+from cnnbench.results import Run
+from cnnbench.saved import extra_info, read_run, result_of
+
+
+class CnnbenchSession:
+    def __init__(self, values: dict[str, str | None], where: dict[str, str]):
+        try:
+            self.settings = Settings.from_values(values, where)
+        except OptionError as error:
+            raise pytest.UsageError(str(error)) from None
+        if self.settings.plot and matplotlib_missing():
+            raise pytest.UsageError(MISSING)
+        self.environment = fingerprint()
+        self.hardware = hardware_class(self.environment, self.settings.kind)
+        self.baseline_environment: dict | None = None
+        self.run = Run()
+        self.report: Report | None = None
+        self.not_saved: str | None = None
+
+    def params(self) -> list:
+        """One pytest param per case, skipped with the reason where this machine cannot run it."""
+        params = []
+        for case in self.settings.cases():
+            reason = case.unavailable()
+            params.append(pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=reason)] if reason else []))
+        return params
+
+    def record(self, name: str, case: Case, round_seconds: list[float], pair: Pair) -> dict:
+        """Add a finished benchmark to the run; returns its ``extra_info``."""
+        result = result_of(name, case, round_seconds, pair.reference_seconds, pair.group.device_names)
+        self.run.add(result)
+        return extra_info(case, result, self.run.scaling(result))
+
+    def judge(self, benchmarks) -> Report:
+        """The verdicts and the report, from this run and the baseline pytest-benchmark loaded."""
+        settings = self.settings
+        compared = bool(benchmarks and benchmarks.compare)
+        path, saved = loaded_baseline(benchmarks) if compared else (None, [])
+        baseline, unusable = read_run(saved) if path else (None, {})
+        judged = verdicts(self.run, baseline, unusable, settings.gate)
+        changes = []
+        if path:
+            old = self.baseline_environment
+            changes = differences(old, self.environment) if old else ["the baseline has no cnnbench fingerprint"]
+        self.report = Report(
+            run=self.run,
+            verdicts={v.result.name: v for v in judged},
+            outcome=outcome(judged, settings.gate, baseline_loaded=path is not None),
+            environment=self.environment,
+            hardware=self.hardware,
+            compared=compared,
+            baseline=path,
+            storage=str(benchmarks.storage) if benchmarks else None,
+            changes=changes,
+            gate=settings.gate,
+            notes=[note for note in [profile_note(settings.models)] if note],
+        )
+        return self.report
