@@ -19,6 +19,12 @@ ANY_HARDWARE = "--cnnbench-compare-any-hardware to compare anyway"
 
 def storage_by_hardware(storage: str, hardware: str) -> str:
     """The ``--benchmark-storage`` value with the hardware class appended; file storage only."""
+    if hardware.endswith("-none"):
+        raise pytest.UsageError(
+            f"cnnbench: no GPU could be identified (neither nvidia-smi nor torch names one), so the hardware "
+            f"class is {hardware!r} and runs of different GPUs would mix; valid: save and compare where "
+            "nvidia-smi or torch sees the GPUs"
+        )
     if "://" in storage and not storage.startswith("file://"):
         raise pytest.UsageError(
             f"cnnbench: --benchmark-storage={storage.split('://')[0]}://... is not supported: cnnbench keeps "

@@ -140,3 +140,9 @@ def tv_googlenet(num_classes: int = 10) -> nn.Module:
 @register_model
 def tv_mobilenet_v2(num_classes: int = 10) -> nn.Module:
     return torchvision.models.mobilenet_v2(num_classes=num_classes)
+
+
+@register_model
+def linear(num_classes: int = 10) -> nn.Module:
+    """One linear layer on the flattened image: the cheapest step, to measure what the harness adds."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))

@@ -16,7 +16,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # The reference workload: GoogLeNet (CIFAR variant) at a global batch of 128.
     "seed": {"models": ("googlenet_cifar",), "batch_size": 128, "steps": 20, "rounds": 5, "warmup": 5},
     # A CPU-sized proxy: the same architecture at 1/4 width, short enough for every CI run.
-    "quick": {"models": ("googlenet_cifar_small",), "batch_size": 32, "steps": 4, "rounds": 6, "warmup": 2},
+    "quick": {"models": ("googlenet_cifar_small",), "batch_size": 32, "steps": 3, "rounds": 6, "warmup": 2},
 }
 SCALINGS = ("strong", "weak")
 PRECISIONS = ("fp32", "bf16", "fp16")  # autocast dtypes, mapped in cnnbench.step
@@ -143,8 +143,11 @@ OPTIONS = [
     Option(
         "profile",
         _choice(tuple(PROFILES)),
-        "workload profile: seed (GoogLeNet CIFAR, batch 128, 20 steps x 5 rounds) or quick "
-        "(1/4-width GoogLeNet, batch 32, 4 steps x 6 rounds)",
+        "workload profile: "
+        + "; ".join(
+            f"{name} ({p['models'][0]}, batch {p['batch_size']}, {p['steps']} steps x {p['rounds']} rounds)"
+            for name, p in PROFILES.items()
+        ),
         unset="seed with CUDA, else quick",
     ),
     Option(

@@ -106,7 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     session = config.stash[SESSION] = CnnbenchSession(*_given(config))
     storage = config.getoption("benchmark_storage", None)
-    if storage:  # read by pytest-benchmark's own pytest_configure, which runs after this one
+    if storage and _uses_storage(config):  # read by pytest-benchmark's pytest_configure, which runs after this one
         config.option.benchmark_storage = storage_by_hardware(storage, session.hardware)
     for action, message in BASELINE_WARNINGS:  # pytest 8 scopes these to configuring
         warnings.filterwarnings(action, re.escape(message), PytestBenchmarkWarning)
@@ -114,6 +114,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)  # tear worker groups down as on Ctrl-C
         config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+
+
+def _uses_storage(config: pytest.Config) -> bool:
+    """Whether this run saves or compares: only then does its hardware class name a folder."""
+    return any(config.getoption(name, None) for name in ("benchmark_save", "benchmark_autosave", "benchmark_compare"))
 
 
 def _under_xdist(config: pytest.Config) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cnnbench.compare import Gate, outcome, verdicts
-from cnnbench.results import Result, Run
+from cnnbench.results import Result, Run, UnpairedSpeedup
 from cnnbench.saved import read_run
 
 DATA = Path(__file__).parent / "data"
@@ -65,8 +65,10 @@ def test_an_idle_rerun_holds(now, baseline):
 
 
 def test_a_paired_run_compares_with_an_unpaired_baseline_and_says_so():
-    two = judged("paired_idle.json", "idle.json")["ddp-cpu:0,1"]
-    assert two.unpaired and two.judged and two.failures == ()
+    base = Run([result("single", 1, [1.0, 1.01, 0.99] * 2), result("ddp", 2, [0.5, 0.51, 0.49] * 2)])
+    now = Run([result("ddp", 2, [0.5, 0.52, 0.5] * 2, [1.0, 1.0, 1.02] * 2)])  # no single test in this run
+    (two,) = verdicts(now, base, {}, Gate(0.2))
+    assert two.unpaired and two.judged and two.verdict == "held"
 
 
 def test_an_improvement_is_reported_as_a_stale_baseline_not_failed():
@@ -77,8 +79,8 @@ def test_an_improvement_is_reported_as_a_stale_baseline_not_failed():
 
 def test_a_drop_inside_the_runs_noise_passes_as_such():
     base = Run([result("single", 1, [1.0] * 6), result("ddp", 2, [0.5] * 6, [1.0] * 6)])
-    # the median pair is 40% slower, but half of the pairs are as fast as the baseline's
-    now = Run([result("single", 1, [1.0] * 6), result("ddp", 2, [0.5, 0.9, 0.5, 0.8, 0.5, 0.8], [1.0] * 6)])
+    # the median pair is 60% slower, but a third of the pairs are as fast as the baseline's
+    now = Run([result("single", 1, [1.0] * 6), result("ddp", 2, [0.5, 0.9, 0.5, 0.8, 0.8, 0.8], [1.0] * 6)])
     (verdict,) = verdicts(now, base, {}, Gate(0.2))
     assert verdict.change < -0.2 and verdict.change_ci[1] >= 0
     assert verdict.verdict == "drop within noise" and verdict.failures == ()
@@ -132,9 +134,11 @@ def test_a_different_workload_is_not_comparable():
 def test_too_few_rounds_are_not_judged(ours, theirs, words):
     base = Run([result("ddp", 2, [0.5] * theirs, [1.0] * theirs)])
     now = Run([result("ddp", 2, [0.6] * ours, [1.0] * ours)])  # 17% lower
-    (verdict,) = verdicts(now, base, {}, Gate(0.05, 0.99))
+    (verdict,) = verdicts(now, base, {}, Gate(0.05))
     assert verdict.verdict == f"too few rounds to judge {words}"
     assert not verdict.judged and verdict.failures == ()
+    (efficiency,) = verdicts(now, base, {}, Gate(None, 0.99))
+    assert efficiency.judged == (ours >= 3)  # this run's own rounds suffice for its efficiency
 
 
 def test_results_the_baseline_lacks_are_not_judged_and_a_gate_that_judged_nothing_fails():
@@ -161,3 +165,14 @@ def test_efficiency_below_the_minimum_fails_with_or_without_a_baseline():
     result_ = outcome(found, Gate(None, 0.8), baseline_loaded=False)
     assert result_.failed and result_.line.startswith("cnnbench: gate FAILED, 1 check(s): test_train[")
     assert all(v.failures == () for v in verdicts(run("paired_idle.json"), None, {}, Gate(None, 0.5)))
+
+
+def test_a_real_slowdown_of_the_whole_machine_holds_paired_where_unpaired_would_fail():
+    """Both cores were busy during all of ddp cpu:0,1 but not during the single test."""
+    busy = run("paired_machine_busy.json")
+    two = judged("paired_machine_busy.json", "paired_idle.json")["ddp-cpu:0,1"]
+    assert two.verdict == "held" and two.failures == ()
+    config = next(iter(busy.configs.values()))
+    result = next(r for r in config.results.values() if r.device_set == "cpu:0,1")
+    unpaired = UnpairedSpeedup(result, config.reference)  # the single test's rounds, timed before the load
+    assert unpaired.value < 0.7 * two.scaling.speedup  # what the gate saw before pairing: a false regression

@@ -1,5 +1,8 @@
 """The environment fingerprint: nvidia-smi parsing, hardware classes, and what changed."""
 
+import subprocess
+import sys
+
 import pytest
 
 from cnnbench import environment
@@ -98,3 +101,23 @@ def test_differences_name_each_changed_key():
         "nccl 2.20.5 -> 2.21.5",
     ]
     assert differences(new, new) == []
+
+
+def test_without_nvidia_smi_the_gpus_come_from_torch_in_a_subprocess(monkeypatch):
+    """A container with CUDA but no nvidia-smi still gets a hardware class per GPU model."""
+    monkeypatch.setattr(environment, "_nvidia_smi", lambda *args: "")
+    monkeypatch.setattr(environment.torch.cuda, "device_count", lambda: 2)
+    seen = []
+
+    def run(argv, **kwargs):
+        seen.append(argv)
+        found = '[["NVIDIA H200", "9.0", 143771], ["NVIDIA L4", "8.9", 22491]]'
+        return subprocess.CompletedProcess(argv, 0, stdout=found)
+
+    monkeypatch.setattr(environment.subprocess, "run", run)
+    env = fingerprint()
+    assert seen and seen[0][0] == sys.executable  # this process never initializes CUDA
+    assert [g["name"] for g in env["gpus"]] == ["NVIDIA H200", "NVIDIA L4"]
+    assert hardware_class(env, "cuda") == "cuda-1xNVIDIA_H200-1xNVIDIA_L4"
+    monkeypatch.setattr(environment.subprocess, "run", lambda argv, **kwargs: (_ for _ in ()).throw(OSError()))
+    assert fingerprint()["gpus"] == []  # neither source: no GPUs, and the class says cuda-none

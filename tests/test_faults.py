@@ -1,5 +1,7 @@
 """Faults fail their configuration only, are named, never hang, and leave no process behind."""
 
+import contextlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -59,8 +61,9 @@ def test_a_dead_or_hung_rank_is_detected_and_torn_down(suite, model, seen):
     assert workers_of(model) == []
 
 
-def start_in_a_round(suite) -> subprocess.Popen:
-    """pytest in a subprocess, returned once both ranks of a 20 s round are past warmup."""
+def start_in_a_round(suite, starting: bool = False) -> subprocess.Popen:
+    """pytest in a subprocess, returned once both ranks of a 20 s round are past warmup, or, if
+    ``starting``, as soon as they exist (the group is starting: imports, rendezvous, warmup)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     args = [*SMALL, "--cnnbench-models=slow_linear", "--cnnbench-steps=100"]
     proc = subprocess.Popen(
@@ -73,8 +76,9 @@ def start_in_a_round(suite) -> subprocess.Popen:
     )
     deadline = time.monotonic() + 60
     while len(workers_of("slow_linear")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(4)
+        time.sleep(0.05)
+    if not starting:
+        time.sleep(4)
     return proc
 
 
@@ -85,6 +89,53 @@ def test_no_worker_outlives_an_interrupted_session(suite, sig):
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert workers_of("slow_linear") == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_a_group_starts_is_a_clean_interruption(suite, sig):
+    suite.makeini("[pytest]\nfilterwarnings = error\n")  # as strict as this project is
+    proc = start_in_a_round(suite, starting=True)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output and "not used at all" not in output, output
+    assert workers_of("slow_linear") == []
+
+
+def listening(pids: list[int]) -> set[str]:
+    """The local addresses these processes listen on (TCP, IPv4 and IPv6), from /proc."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                address = bytes.fromhex(fields[1].split(":")[0])
+                words = [address[i : i + 4][::-1] for i in range(0, len(address), 4)]  # host order per word
+                found.add(str(ipaddress.ip_address(b"".join(words))))
+    return found
+
+
+def test_a_group_listens_on_loopback_only():
+    import faulty_models  # noqa: F401  (registers slow_linear)
+
+    from cnnbench.config import Settings
+    from cnnbench.group import WorkerGroup
+
+    settings = Settings.from_values(
+        {"models": "slow_linear", "devices": "cpu:0,1", "wrappers": "ddp", "steps": "1", "warmup": "0"}
+    )
+    (case,) = settings.cases()
+    with WorkerGroup(case) as group:
+        group.run_round()
+        addresses = listening([os.getpid(), *group._procs.pids().values()])
+    assert addresses and addresses <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, addresses
 
 
 def test_a_killed_controller_takes_its_workers_along(suite):

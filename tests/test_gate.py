@@ -114,7 +114,7 @@ def test_a_corrupt_or_missing_baseline_is_no_baseline_yet(suite):
         "--cnnbench-devices=cpu:0",
         "--cnnbench-wrappers=single",
         "--cnnbench-steps=1",
-        "--cnnbench-rounds=1",
+        "--cnnbench-rounds=3",
         "--cnnbench-warmup=0",
         "--benchmark-compare",
         f"--cnnbench-speedup-fail={FAIL}",
@@ -174,3 +174,65 @@ def test_no_report_without_results_and_it_says_so(suite):
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["cnnbench: no benchmark result, so no report or plot was written"])
     assert not (suite.path / "report.md").exists()
+
+
+TWO_ONLY = [  # ddp on two ranks alone: its reference runs in the pool, not as a test of its own
+    "--cnnbench-devices=cpu:0,1",
+    "--cnnbench-wrappers=ddp",
+    "--cnnbench-steps=2",
+    "--cnnbench-rounds=3",
+    "--cnnbench-warmup=1",
+]
+
+
+@pytest.mark.skipif(len(usable_cores()) < 2, reason="needs two cores: one to load while cpu:0 stays idle")
+@pytest.mark.parametrize("terminal", [["-q"], ["-p", "no:terminal"]])
+def test_a_failed_gate_exits_1_however_the_terminal_is_set(suite, terminal):
+    with busy_core():
+        result = suite.runpytest(*TWO_ONLY, "--cnnbench-min-efficiency=0.8", *terminal)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    if terminal == ["-q"]:  # judged without a single test in the run, and said last
+        result.stdout.fnmatch_lines(["cnnbench: gate FAILED, 1 check(s): test_train?*ddp-cpu:0,1?: efficiency *"])
+
+
+def saved_here(suite, name: str) -> Path:
+    """A real saved run, as if this machine had saved it: its hardware class is this machine's."""
+    storage(suite).mkdir(parents=True, exist_ok=True)
+    saved = json.loads((DATA / "paired_idle.json").read_text())
+    saved["machine_info"]["cnnbench"] = fingerprint()
+    path = storage(suite) / name
+    path.write_text(json.dumps(saved))
+    return path
+
+
+def test_a_named_baseline_that_matches_nothing_is_a_usage_error(suite):
+    saved_here(suite, "0001_main.json")
+    result = suite.runpytest("--benchmark-compare=0099", f"--cnnbench-speedup-fail={FAIL}", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: cnnbench: --benchmark-compare='0099' matches no saved run in *cpu-*; there: 0001_main.json *"]
+    )
+    found = suite.runpytest("--benchmark-compare=0001", "--collect-only")
+    assert found.ret == pytest.ExitCode.OK
+
+
+def test_a_named_baseline_under_another_hardware_class_is_refused(suite):
+    saved_here(suite, "0001_main.json")
+    other = suite.path / ".benchmarks" / "cpu-1xOther_CPU" / get_machine_id()
+    other.mkdir(parents=True)
+    (other / "0002_before-upgrade.json").write_text((DATA / "paired_idle.json").read_text())
+    result = suite.runpytest("--benchmark-compare=*_before-upgrade", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: cnnbench: --benchmark-compare='*_before-upgrade' matches nothing for this machine's hardware "
+            "class cpu-*, but other classes hold it: cpu-1xOther_CPU (0002_before-upgrade.json); *"
+        ]
+    )
+
+
+def test_storage_that_is_not_a_folder_is_refused(suite):
+    es = "--benchmark-storage=elasticsearch+http://127.0.0.1:9/runs/cnnbench"
+    result = suite.runpytest(es, "--benchmark-compare", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cnnbench: --benchmark-storage=elasticsearch+http://... is not supported*"])

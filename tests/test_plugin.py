@@ -1,9 +1,14 @@
 """The plugin as users meet it, through pytester: options, ids, skips, saved JSON, exit codes."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
+from pytest_benchmark.utils import get_machine_id
+
+PERF_TEST = (Path(__file__).parents[1] / "perf_tests" / "test_training.py").read_text()
 
 SHORT = ["--cnnbench-steps=1", "--cnnbench-rounds=3", "--cnnbench-warmup=1"]
 
@@ -166,3 +171,55 @@ def test_timing_under_xdist_is_refused(suite):
 def test_xdist_functional_check_runs_every_configuration_once(suite):
     result = suite.runpytest("-n", "2", "--benchmark-disable", "--cnnbench-devices=cpu:0", *SHORT)
     result.assert_outcomes(passed=2)
+
+
+UNRELATED = """
+import signal
+import sys
+
+
+def test_unrelated():
+    assert [m for m in ("torch", "torchvision", "cnnbench.session") if m in sys.modules] == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_benchmarked(benchmark):
+    benchmark(sum, [1, 2])
+"""
+
+
+def test_an_unrelated_run_meets_nothing_of_cnnbench(pytester, monkeypatch):
+    """No torch, no nvidia-smi, no storage change, no signal handler and no xdist refusal where
+    no cnnbench option is given and no cnnbench suite is collected."""
+    pytester.makepyfile(test_other=UNRELATED)
+    marker = pytester.path / "nvidia-smi-was-called"
+    fake = pytester.path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    result = pytester.runpytest_subprocess("--benchmark-storage=store", "--benchmark-autosave")
+    result.assert_outcomes(passed=2)
+    assert not marker.exists()
+    (saved,) = (pytester.path / "store").glob("*/*.json")
+    assert saved.parent.name == get_machine_id()  # pytest-benchmark's own layout, no hardware class
+    assert "cnnbench:" not in result.stdout.str()
+    spread = pytester.runpytest_subprocess("-n", "2")
+    spread.assert_outcomes(passed=2)
+
+
+def test_a_cnnbench_test_without_the_suite_flag_is_told_how_to_switch_it_on(pytester):
+    pytester.makepyfile(test_training=PERF_TEST)
+    result = pytester.runpytest("--collect-only")
+    result.stdout.fnmatch_lines(["*cnnbench is off in this run: put `CNNBENCH_SUITE = True` in the conftest.py *"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+    on = pytester.runpytest("--collect-only", "-q", "--cnnbench-devices=cpu:0", "--cnnbench-wrappers=single")
+    on.stdout.fnmatch_lines(["1 test collected*"])  # any cnnbench option switches it on
+
+
+def test_a_wrapper_registered_by_the_user_reaches_the_ranks(suite):
+    result = suite.runpytest(
+        "-p", "user_wrapper", "--cnnbench-devices=cpu:0,1", "--cnnbench-wrappers=ddp_fp16_grads", *SHORT
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["  ddp_fp16_grads  cpu:0,1 * *x  *..*  * *%"])
