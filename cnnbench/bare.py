@@ -1,32 +1,122 @@
 """A hand-written training loop with none of cnnbench's machinery: the reference for its overhead.
 
-    python -m cnnbench.bare --model googlenet_cifar_small --batch 32 --threads 1 --steps 4 --rounds 6
-
-prints the median seconds per step over the rounds, pinned to the first ``--threads`` usable
-cores, as the suite pins ``single`` on ``cpu:0``. Compare with the suite's median round time
-divided by its steps per round.
+It trains a model on one seeded synthetic batch, pinned to the first ``--threads`` usable cores as
+the suite pins ``single`` on ``cpu:0``, and prints images per second at the median round time, the
+suite's own figure; ``--compare`` puts a saved suite run's ``single`` results beside it.
 """
 
+from __future__ import annotations
+
 import argparse
+import json
 import os
 import statistics
+import sys
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
-from cnnbench.models import create_model
+from cnnbench.models import create_model, list_models
+from cnnbench.results import throughput
+
+REFERENCE = "single"  # the wrapper whose saved results this loop is compared with
+NEEDED = ("model", "wrapper", "device_set", "images_per_second", "global_batch", "steps_per_round")
+NUMBERS = ("images_per_second", "global_batch", "steps_per_round")
+SIZES = {"global_batch": "batch", "steps_per_round": "steps", "threads_per_rank": "threads"}  # saved key: option
+
+DESCRIPTION = """\
+Times a hand-written training loop with none of cnnbench's machinery, the reference for its
+overhead. Prints images per second at the median round time, as the suite does, and ms per step.
+"""
+EXAMPLE = """examples:
+  python -m cnnbench.bare --model googlenet_cifar_small --batch 32 --threads 1 --steps 4 --rounds 6
+
+  # beside a saved run of the suite, where cpu:0 alone gets every usable core
+  pytest perf_tests --cnnbench-devices=cpu:0 --cnnbench-wrappers=single --benchmark-json=run.json
+  python -m cnnbench.bare --threads "$(nproc)" --compare run.json
+"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="googlenet_cifar_small")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args()
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in every option's help; the examples kept as written."""
 
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum``, else a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cnnbench.bare",
+        description=DESCRIPTION,
+        epilog=EXAMPLE,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--model", default="googlenet_cifar_small", help=f"one of: {', '.join(list_models())}")
+    parser.add_argument("--batch", type=_at_least(1), default=32, help="images per step")
+    parser.add_argument("--threads", type=_at_least(1), default=1, help="torch threads, pinned to as many usable cores")
+    parser.add_argument("--steps", type=_at_least(1), default=4, help="steps per timed round")
+    parser.add_argument("--rounds", type=_at_least(1), default=6, help="timed rounds; the figure is their median")
+    parser.add_argument("--warmup", type=_at_least(0), default=2, help="untimed steps before the first round")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="PATH",
+        help=f"a saved pytest-benchmark JSON file (--benchmark-json, .benchmarks/...): print its {REFERENCE} "
+        "results for --model beside this loop's",
+    )
+    return parser
+
+
+def suite_results(path: Path, model: str) -> list[dict]:
+    """The ``single`` results for ``model`` in a saved run; a one-line ValueError if it cannot be read or has none."""
+    try:
+        saved = json.loads(path.read_text())
+    except OSError as error:
+        raise ValueError(f"--compare {path}: cannot read it ({error.strerror or error})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"--compare {path}: not a JSON file ({error})") from None
+    benchmarks = saved.get("benchmarks") if isinstance(saved, dict) else None
+    if not isinstance(benchmarks, list):
+        raise ValueError(f"--compare {path}: no 'benchmarks' list; expected a pytest-benchmark JSON file")
+    infos = [b["extra_info"] for b in benchmarks if isinstance(b, dict) and isinstance(b.get("extra_info"), dict)]
+    found = [info for info in infos if info.get("model") == model and info.get("wrapper") == REFERENCE]
+    if not found:
+        held: dict[str, set[str]] = {}
+        for info in infos:
+            if "model" in info and "wrapper" in info:
+                held.setdefault(str(info["model"]), set()).add(str(info["wrapper"]))
+        has = "; ".join(f"{name} ({', '.join(sorted(wrappers))})" for name, wrappers in sorted(held.items()))
+        raise ValueError(
+            f"--compare {path}: no {REFERENCE} result for model {model!r}; "
+            + (f"it has: {has}" if has else "it has no cnnbench results")
+        )
+    for info in found:
+        bad = [key for key in NEEDED if key not in info or (key in NUMBERS and not _is_number(info[key]))]
+        if bad:
+            raise ValueError(f"--compare {path}: a {REFERENCE} {model} result lacks a valid {', '.join(bad)}")
+    return found
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def time_rounds(args: argparse.Namespace) -> list[float]:
+    """Seconds per timed round of ``args.steps`` training steps, after ``args.warmup`` untimed ones."""
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -42,13 +132,51 @@ def main() -> None:
 
     for _ in range(args.warmup):
         step()
-    per_step = []
+    rounds = []
     for _ in range(args.rounds):
         start = time.perf_counter()
         for _ in range(args.steps):
             step()
-        per_step.append((time.perf_counter() - start) / args.steps)
-    print(f"{args.model} batch {args.batch}, {args.threads} thread(s): median {statistics.median(per_step):.4f} s/step")
+        rounds.append(time.perf_counter() - start)
+    return rounds
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.model not in list_models():
+        parser.error(f"argument --model: unknown model {args.model!r}; valid models: {', '.join(list_models())}")
+    cores = len(os.sched_getaffinity(0))
+    if args.threads > cores:
+        parser.error(f"argument --threads: {args.threads} threads, but this process may use only {cores} core(s)")
+    suite = []
+    if args.compare is not None:
+        try:
+            suite = suite_results(args.compare, args.model)
+        except ValueError as error:
+            parser.error(str(error))
+
+    rounds = time_rounds(args)
+    # the suite's own arithmetic, so that the two figures are computed alike
+    ours = throughput({"global_batch": args.batch, "steps_per_round": args.steps, "round_seconds": rounds})
+    ms_per_step = statistics.median(rounds) / args.steps * 1000
+    print(
+        f"{args.model} batch {args.batch}, {args.threads} thread(s), {args.rounds} round(s) of {args.steps} step(s): "
+        f"{ours:.1f} img/s (median), {ms_per_step:.2f} ms/step"
+    )
+    for info in suite:
+        label = f"suite {REFERENCE} {info['device_set']}"
+        print(f"{label}: {info['images_per_second']:.1f} img/s = {info['images_per_second'] / ours:.2f}x of this loop")
+        differ = [
+            f"{option} {info[key]} there, {getattr(args, option)} here"
+            for key, option in SIZES.items()
+            if key in info and info[key] != getattr(args, option)
+        ]
+        if differ:
+            print(
+                f"warning: {label} ran other sizes ({'; '.join(differ)}): not a like-for-like comparison",
+                file=sys.stderr,
+            )
 
 
 if __name__ == "__main__":

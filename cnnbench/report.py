@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,12 +146,28 @@ def markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _umask() -> int:
+    """The process umask. Reading it means setting it: 077 for that instant, so a file made meanwhile is private."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the whole new one, never a part."""
+    """Readers see the old file or the whole new one, never a part.
+
+    The file gets the mode ``open(path, "w")`` would give it, the old file's or 0666 less the umask,
+    not the owner-only 0600 of the temporary file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)
             out.write(data)
         os.replace(temporary, path)
     except BaseException:

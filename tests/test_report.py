@@ -1,9 +1,12 @@
 """The summary, the Markdown report and the plot, from saved runs in tests/data."""
 
 import json
+import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from matplotlib.image import imread
 
 from cnnbench.compare import Gate, outcome, verdicts
@@ -83,6 +86,23 @@ def test_files_are_replaced_whole(tmp_path):
     write_atomically(path, b"old")
     write_atomically(path, b"new")
     assert path.read_bytes() == b"new" and list(tmp_path.iterdir()) == [path]
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_a_new_file_follows_the_umask_and_a_replaced_one_keeps_its_mode(tmp_path, umask_022):
+    """As open(path, "w") would: other tools read the report and the plot, not only their owner."""
+    new, kept = tmp_path / "report.md", tmp_path / "speedup.png"
+    write_atomically(new, b"new")
+    kept.write_bytes(b"old")
+    kept.chmod(0o640)
+    write_atomically(kept, b"new")
+    assert stat.S_IMODE(new.stat().st_mode) == 0o644 and stat.S_IMODE(kept.stat().st_mode) == 0o640
 
 
 def test_the_plot_takes_two_device_sets_of_one_size(tmp_path):
