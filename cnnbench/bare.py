@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 
 from cnnbench.models import create_model, list_models
-from cnnbench.results import throughput
+from cnnbench.options import PROFILES
+from cnnbench.wrappers import is_reference, reference_wrapper
 
-REFERENCE = "single"  # the wrapper whose saved results this loop is compared with
+QUICK = PROFILES["quick"]  # the loop's defaults: the CPU profile's sizes
+REFERENCE = reference_wrapper().name  # the wrapper whose saved results this loop is compared with
 NEEDED = ("model", "wrapper", "device_set", "images_per_second", "global_batch", "steps_per_round")
 NUMBERS = ("images_per_second", "global_batch", "steps_per_round")
 SIZES = {"global_batch": "batch", "steps_per_round": "steps", "threads_per_rank": "threads"}  # saved key: option
@@ -31,7 +33,7 @@ Times a hand-written training loop with none of cnnbench's machinery, the refere
 overhead. Prints images per second at the median round time, as the suite does, and ms per step.
 """
 EXAMPLE = """examples:
-  python -m cnnbench.bare --model googlenet_cifar_small --batch 32 --threads 1 --steps 4 --rounds 6
+  python -m cnnbench.bare --model googlenet_cifar_small --batch 32 --threads 1 --steps 3 --rounds 6
 
   # beside a saved run of the suite, where cpu:0 alone gets every usable core
   pytest perf_tests --cnnbench-devices=cpu:0 --cnnbench-wrappers=single --benchmark-json=run.json
@@ -65,12 +67,16 @@ def make_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLE,
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("--model", default="googlenet_cifar_small", help=f"one of: {', '.join(list_models())}")
-    parser.add_argument("--batch", type=_at_least(1), default=32, help="images per step")
+    parser.add_argument("--model", default=QUICK["models"][0], help=f"one of: {', '.join(list_models())}")
+    parser.add_argument("--batch", type=_at_least(1), default=QUICK["batch_size"], help="images per step")
     parser.add_argument("--threads", type=_at_least(1), default=1, help="torch threads, pinned to as many usable cores")
-    parser.add_argument("--steps", type=_at_least(1), default=4, help="steps per timed round")
-    parser.add_argument("--rounds", type=_at_least(1), default=6, help="timed rounds; the figure is their median")
-    parser.add_argument("--warmup", type=_at_least(0), default=2, help="untimed steps before the first round")
+    parser.add_argument("--steps", type=_at_least(1), default=QUICK["steps"], help="steps per timed round")
+    parser.add_argument(
+        "--rounds", type=_at_least(1), default=QUICK["rounds"], help="timed rounds; the figure is their median"
+    )
+    parser.add_argument(
+        "--warmup", type=_at_least(0), default=QUICK["warmup"], help="untimed steps before the first round"
+    )
     parser.add_argument(
         "--compare",
         type=Path,
@@ -93,7 +99,7 @@ def suite_results(path: Path, model: str) -> list[dict]:
     if not isinstance(benchmarks, list):
         raise ValueError(f"--compare {path}: no 'benchmarks' list; expected a pytest-benchmark JSON file")
     infos = [b["extra_info"] for b in benchmarks if isinstance(b, dict) and isinstance(b.get("extra_info"), dict)]
-    found = [info for info in infos if info.get("model") == model and info.get("wrapper") == REFERENCE]
+    found = [info for info in infos if info.get("model") == model and is_reference(str(info.get("wrapper")))]
     if not found:
         held: dict[str, set[str]] = {}
         for info in infos:
@@ -157,8 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error(str(error))
 
     rounds = time_rounds(args)
-    # the suite's own arithmetic, so that the two figures are computed alike
-    ours = throughput({"global_batch": args.batch, "steps_per_round": args.steps, "round_seconds": rounds})
+    ours = args.batch * args.steps / statistics.median(rounds)  # as the suite's images_per_second
     ms_per_step = statistics.median(rounds) / args.steps * 1000
     print(
         f"{args.model} batch {args.batch}, {args.threads} thread(s), {args.rounds} round(s) of {args.steps} step(s): "

@@ -11,7 +11,7 @@ from typing import Any
 from cnnbench.cases import Case
 from cnnbench.devices import DEVICE_KINDS
 from cnnbench.results import Result, Run, Scaling, Unusable
-from cnnbench.wrappers import get_wrapper
+from cnnbench.wrappers import is_reference
 
 
 def workload(case: Case) -> dict[str, str]:
@@ -94,7 +94,7 @@ def read_result(bench: dict[str, Any]) -> Result:
             wrapper=wrapper,
             device_set=info["device_set"],
             devices=len(devices),
-            is_reference=_is_reference(wrapper),
+            is_reference=is_reference(wrapper),
             images_per_round=int(info["global_batch"]) * int(info["steps_per_round"]),
             round_seconds=tuple(float(s) for s in info.get("round_seconds") or ()),
             reference_seconds=tuple(float(s) for s in info.get("reference_seconds") or ()),
@@ -108,13 +108,6 @@ def read_result(bench: dict[str, Any]) -> Result:
         raise Unusable(f"unreadable extra_info ({error})") from None
     result.check()
     return result
-
-
-def _is_reference(wrapper: str) -> bool:
-    try:
-        return get_wrapper(wrapper).is_reference
-    except ValueError:
-        return False  # a wrapper this environment does not register
 
 
 def read_run(benchmarks: list[dict[str, Any]]) -> tuple[Run, dict[str, str]]:

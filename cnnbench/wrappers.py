@@ -58,6 +58,11 @@ def wrapper_module(name: str) -> str:
     return get_wrapper(name).wrap.__module__
 
 
+def is_reference(name: str) -> bool:
+    """Whether ``name`` is the reference wrapper; False for one this environment does not register."""
+    return name in _WRAPPERS and _WRAPPERS[name].is_reference
+
+
 def reference_wrapper() -> Wrapper:
     return next(w for w in _WRAPPERS.values() if w.is_reference)
 

@@ -60,7 +60,7 @@ def test_help_names_the_command_and_shows_every_default(capsys):
     assert exited.value.code == 0
     out = " ".join(capsys.readouterr().out.split())  # help wraps at the terminal width
     assert out.startswith("usage: python -m cnnbench.bare ")
-    for option, default in [("--batch", 32), ("--threads", 1), ("--steps", 4), ("--rounds", 6), ("--warmup", 2)]:
+    for option, default in [("--batch", 32), ("--threads", 1), ("--steps", 3), ("--rounds", 6), ("--warmup", 2)]:
         assert re.search(rf"{option} \w+ [^-]*\(default: {default}\)", out), option
     assert "(default: googlenet_cifar_small)" in out and "--compare PATH" in out
     assert '--benchmark-json=run.json python -m cnnbench.bare --threads "$(nproc)" --compare run.json' in out
