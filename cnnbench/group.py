@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import torch.distributed as dist
@@ -92,8 +93,8 @@ class WorkerGroup:
         """One timed round: every rank runs ``case.steps`` steps; returns when the slowest is done."""
         self._round += 1
         self._busy = True
-        self._control.set(f"go/{self._round}", "run")
-        self.losses = [float(value) for value in self._await(f"done/{self._round}")]
+        go = f"go/{self._round}"
+        self.losses = [float(v) for v in self._await(f"done/{self._round}", lambda: self._control.set(go, "run"))]
         self._busy = False
 
     def close(self) -> None:
@@ -113,14 +114,17 @@ class WorkerGroup:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _await(self, prefix: str) -> list[bytes]:
+    def _await(self, prefix: str, command: Callable[[], None] | None = None) -> list[bytes]:
         """Every rank's ``prefix/<rank>`` value; raises WorkerError if a rank dies or time runs out.
 
         The waiter thread blocks in the store until the last key is set, so the round ends that
-        moment, while this thread watches the processes.
+        moment, while this thread watches the processes. It starts waiting before ``command`` (the
+        ranks' go) is given, so its own wake-up is not part of the round.
         """
         keys = [f"ctl/{prefix}/{r}" for r in range(self.processes)]
         self._waiter.start(keys)
+        if command is not None:
+            command()
         deadline = time.monotonic() + self.timeout
         try:
             while not self._waiter.done.wait(0.2):
