@@ -80,6 +80,10 @@ class WorkerGroup:
                 envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)},
                 logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
             )
+        except BaseException:
+            self._waiter.close()
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+            raise
         finally:
             _restore(handlers)  # keep pytest's own Ctrl-C handling
         try:

@@ -105,6 +105,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from cnnbench.session import CnnbenchSession
 
     session = config.stash[SESSION] = CnnbenchSession(*_given(config))
+    if session.settings.speedup_fail is not None and not config.getoption("benchmark_compare", None):
+        raise pytest.UsageError(
+            "cnnbench: --cnnbench-speedup-fail compares with a baseline; valid: with --benchmark-compare "
+            "(the newest saved run of this hardware class) or --benchmark-compare=NNNN"
+        )
     storage = config.getoption("benchmark_storage", None)
     if storage and _uses_storage(config):  # read by pytest-benchmark's pytest_configure, which runs after this one
         config.option.benchmark_storage = storage_by_hardware(storage, session.hardware)

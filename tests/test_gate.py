@@ -17,15 +17,16 @@ from cnnbench.environment import fingerprint, hardware_class
 DATA = Path(__file__).parent / "data"
 # Idle reruns of these short runs moved the 2-device speedup by up to about 10%; a busy core halves it.
 FAIL = "30%"
-GATE = [
-    "--cnnbench-devices=cpu:0 cpu:0,1",
-    "--cnnbench-wrappers=single,ddp",
+TWO_RANKS = [  # ddp on two ranks alone: its reference runs in the pool, not as a test of its own
+    "--cnnbench-devices=cpu:0,1",
+    "--cnnbench-wrappers=ddp",
+    "--cnnbench-batch-size=16",
     "--cnnbench-steps=2",
     "--cnnbench-rounds=3",
     "--cnnbench-warmup=1",
-    "--benchmark-compare",
 ]
-TWO_DEVICES = "*test_train?googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1?"
+GATE = [*TWO_RANKS, "--benchmark-compare"]
+TWO_DEVICES = "*test_train?googlenet_cifar_small-bs16-fp32-ddp-cpu:0,1?"
 
 
 @contextlib.contextmanager
@@ -176,20 +177,11 @@ def test_no_report_without_results_and_it_says_so(suite):
     assert not (suite.path / "report.md").exists()
 
 
-TWO_ONLY = [  # ddp on two ranks alone: its reference runs in the pool, not as a test of its own
-    "--cnnbench-devices=cpu:0,1",
-    "--cnnbench-wrappers=ddp",
-    "--cnnbench-steps=2",
-    "--cnnbench-rounds=3",
-    "--cnnbench-warmup=1",
-]
-
-
 @pytest.mark.skipif(len(usable_cores()) < 2, reason="needs two cores: one to load while cpu:0 stays idle")
 @pytest.mark.parametrize("terminal", [["-q"], ["-p", "no:terminal"]])
 def test_a_failed_gate_exits_1_however_the_terminal_is_set(suite, terminal):
     with busy_core():
-        result = suite.runpytest(*TWO_ONLY, "--cnnbench-min-efficiency=0.8", *terminal)
+        result = suite.runpytest(*TWO_RANKS, "--cnnbench-min-efficiency=0.8", *terminal)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     if terminal == ["-q"]:  # judged without a single test in the run, and said last
         result.stdout.fnmatch_lines(["cnnbench: gate FAILED, 1 check(s): test_train?*ddp-cpu:0,1?: efficiency *"])

@@ -49,6 +49,7 @@ def test_help_lists_every_option_with_its_default(suite):
         (["--cnnbench-steps=0"], "ERROR: --cnnbench-steps: got '0'; valid: a whole number >= 1"),
         (["--cnnbench-speedup-fail=20"], "ERROR: --cnnbench-speedup-fail: got '20'; valid: a percentage such as 20%*"),
         (["--cnnbench-min-efficiency=high"], "ERROR: --cnnbench-min-efficiency: got 'high'; valid: *"),
+        (["--cnnbench-speedup-fail=20%"], "ERROR: cnnbench: --cnnbench-speedup-fail compares with a baseline; *"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(suite, args, message):
@@ -169,7 +170,7 @@ def test_timing_under_xdist_is_refused(suite):
 
 
 def test_xdist_functional_check_runs_every_configuration_once(suite):
-    result = suite.runpytest("-n", "2", "--benchmark-disable", "--cnnbench-devices=cpu:0", *SHORT)
+    result = suite.runpytest("-n", "2", "--benchmark-disable", "--cnnbench-devices=cpu:0", "--cnnbench-models=linear")
     result.assert_outcomes(passed=2)
 
 
@@ -223,3 +224,28 @@ def test_a_wrapper_registered_by_the_user_reaches_the_ranks(suite):
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["  ddp_fp16_grads  cpu:0,1 * *x  *..*  * *%"])
+
+
+def test_the_readme_way_to_add_a_model(suite):
+    """``python -m pytest -p yourmodule perf_tests --cnnbench-models=yourmodel``, from the folder that
+    holds yourmodule.py: the ranks import it too."""
+    suite.makepyfile(
+        yourmodule=(
+            "from torch import nn\n"
+            "from cnnbench.models import register_model\n\n\n"
+            "@register_model\n"
+            "def yourmodel(num_classes=10):\n"
+            "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))\n"
+        )
+    )
+    result = suite.runpytest_subprocess(  # python -m pytest, which puts the working folder on sys.path
+        "-p",
+        "yourmodule",
+        "--cnnbench-models=yourmodel",
+        "--cnnbench-devices=cpu:0 cpu:0,1",
+        "--cnnbench-wrappers=single,ddp",
+        *SHORT,
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["yourmodel-bs32-fp32", "  ddp      cpu:0,1 *"])
+    assert "note: the quick profile" not in result.stdout.str()  # said only when its model ran
