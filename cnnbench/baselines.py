@@ -17,9 +17,10 @@ from cnnbench.environment import hardware_class
 ANY_HARDWARE = "--cnnbench-compare-any-hardware to compare anyway"
 
 
-def storage_by_hardware(storage: str, hardware: str) -> str:
-    """The ``--benchmark-storage`` value with the hardware class appended; file storage only."""
-    if hardware.endswith("-none"):
+def storage_by_hardware(storage: str, hardware: str, identified: bool) -> str:
+    """The ``--benchmark-storage`` value with the hardware class appended; file storage only.
+    ``identified``: the class names the devices (no GPU run without GPU names)."""
+    if not identified:
         raise pytest.UsageError(
             f"cnnbench: no GPU could be identified (neither nvidia-smi nor torch names one), so the hardware "
             f"class is {hardware!r} and runs of different GPUs would mix; valid: save and compare where "
@@ -37,7 +38,13 @@ def refuse_other_hardware(session, baseline_environment: dict | None) -> None:
     """A baseline from another hardware class is a usage error, unless the user allowed it."""
     if baseline_environment is None or session.settings.compare_any_hardware:
         return
-    theirs = hardware_class(baseline_environment, session.settings.kind)
+    try:
+        theirs = hardware_class(baseline_environment, session.settings.kind)
+    except (KeyError, TypeError, AttributeError):
+        raise pytest.UsageError(
+            "cnnbench: the --benchmark-compare baseline's machine_info.cnnbench is unreadable, so its hardware "
+            f"is unknown; valid: a run saved by cnnbench ({ANY_HARDWARE})"
+        ) from None
     if theirs != session.hardware:
         raise pytest.UsageError(
             f"cnnbench: the --benchmark-compare baseline comes from {theirs}, this machine is {session.hardware}; "
@@ -53,6 +60,12 @@ def check_named_baseline(config: pytest.Config) -> None:
     if not isinstance(wanted, str) or benchmarks.compared_mapping:
         return
     storage = benchmarks.storage
+    here = sorted(p.name for p in _matching(storage.path, wanted, benchmarks))
+    if here:
+        raise pytest.UsageError(
+            f"cnnbench: --benchmark-compare={wanted!r} matches {', '.join(here)} in {storage}, but it could not "
+            "be read (pytest-benchmark's warning says why); valid: a readable saved run"
+        )
     elsewhere = sorted(
         f"{folder.name} ({', '.join(sorted(p.name for p in files))})"
         for folder in storage.path.parent.iterdir()

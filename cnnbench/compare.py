@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from cnnbench.results import MIN_ROUNDS, Result, Run, Scaling, Speedup, interval
+from cnnbench.results import MIN_ROUNDS, Result, Run, Speedup, SpeedupStats, interval
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Gate:
 @dataclass(frozen=True)
 class Verdict:
     result: Result  # this run's
-    scaling: Scaling
+    stats: SpeedupStats
     baseline: float | None  # the baseline's speedup
     change: float | None  # relative change of the speedup: -0.2 is 20% lower
     change_ci: tuple[float, float] | None
@@ -58,49 +58,52 @@ def verdicts(now: Run, baseline: Run | None, unusable: dict[str, str], gate: Gat
     """
     out = []
     for result in now.results.values():
-        scaling = now.scaling(result)
-        if scaling is None or result.is_reference:
+        stats = now.speedup_stats(result)
+        if stats is None or result.is_reference:
             continue
-        verdict = _against_baseline(now, result, scaling, baseline, unusable, gate.speedup_fail)
-        if gate.min_efficiency is not None and result.devices > 1:
+        verdict = _against_baseline(now, result, stats, baseline, unusable, gate.speedup_fail)
+        if gate.min_efficiency is not None and result.device_count > 1:
             verdict = _against_minimum(verdict, gate.min_efficiency)
         out.append(verdict)
     return out
 
 
-def _not_judged(result: Result, scaling: Scaling, why: str, baseline: float | None = None) -> Verdict:
-    return Verdict(result, scaling, baseline, None, None, why, judged=False, failures=())
+def _not_judged(result: Result, stats: SpeedupStats, why: str, baseline: float | None = None) -> Verdict:
+    return Verdict(result, stats, baseline, None, None, why, judged=False, failures=())
 
 
 def _against_baseline(
-    now: Run, result: Result, scaling: Scaling, baseline: Run | None, unusable: dict[str, str], threshold: float | None
+    now: Run,
+    result: Result,
+    stats: SpeedupStats,
+    baseline: Run | None,
+    unusable: dict[str, str],
+    threshold: float | None,
 ) -> Verdict:
-    if scaling.interval is None:
-        return _not_judged(result, scaling, f"too few rounds to judge ({result.rounds} < {MIN_ROUNDS})")
+    if stats.interval is None:
+        return _not_judged(result, stats, f"too few rounds to judge ({result.rounds} < {MIN_ROUNDS})")
     if baseline is None:
-        return _not_judged(result, scaling, "no baseline")
+        return _not_judged(result, stats, "no baseline")
     if result.name in unusable:
-        return _not_judged(result, scaling, f"baseline unusable: {unusable[result.name]}")
+        return _not_judged(result, stats, f"baseline unusable: {unusable[result.name]}")
     old = baseline.results.get(result.name)
     if old is None:
-        return _not_judged(result, scaling, "no baseline: the baseline has no such test")
+        return _not_judged(result, stats, "no baseline: the baseline has no such test")
     differs = [
         f"{key} {old.workload.get(key, '?')} -> {value}"
         for key, value in result.workload.items()
         if old.workload.get(key) != value
     ]
     if differs:
-        return _not_judged(result, scaling, f"not comparable: {', '.join(differs)}")
+        return _not_judged(result, stats, f"not comparable: {', '.join(differs)}")
     old_speedup: Speedup | None = baseline.speedup(old)
     if old_speedup is None:
-        return _not_judged(result, scaling, "no baseline: the baseline's run has no reference for it")
+        return _not_judged(result, stats, "no baseline: the baseline's run has no reference for it")
     new_speedup = now.speedup(result)
-    assert new_speedup is not None  # this run's result has a scaling
+    assert new_speedup is not None  # this run's result has a stats
     few = min(new_speedup.samples, old_speedup.samples)
     if few < MIN_ROUNDS:
-        return _not_judged(
-            result, scaling, f"too few rounds to judge ({few} < {MIN_ROUNDS})", baseline=old_speedup.value
-        )
+        return _not_judged(result, stats, f"too few rounds to judge ({few} < {MIN_ROUNDS})", baseline=old_speedup.value)
 
     def relative(rng) -> float:
         return new_speedup.draw(rng) / old_speedup.draw(rng) - 1
@@ -110,7 +113,7 @@ def _against_baseline(
     words, failures = _judge(old_speedup.value, new_speedup.value, change, change_ci, threshold)
     return Verdict(
         result,
-        scaling,
+        stats,
         old_speedup.value,
         change,
         change_ci,
@@ -140,15 +143,15 @@ def _judge(
 
 
 def _against_minimum(verdict: Verdict, minimum: float) -> Verdict:
-    scaling = verdict.scaling
-    if scaling.interval is None:
+    stats = verdict.stats
+    if stats.interval is None:
         return verdict  # too few rounds: the verdict says so
-    if scaling.efficiency >= minimum:
+    if stats.efficiency >= minimum:
         return replace(verdict, judged=True)
-    upper = scaling.interval[1] / verdict.result.devices
+    upper = stats.interval[1] / verdict.result.device_count
     if upper >= minimum:
         return replace(verdict, verdict=f"{verdict.verdict}; efficiency low within noise", judged=True)
-    why = f"efficiency {scaling.efficiency:.0%} (95% CI up to {upper:.0%}) is below the minimum {minimum:.0%}"
+    why = f"efficiency {stats.efficiency:.0%} (95% CI up to {upper:.0%}) is below the minimum {minimum:.0%}"
     failures = (*verdict.failures, why)
     return replace(verdict, verdict=f"{verdict.verdict}; efficiency too low", judged=True, failures=failures)
 
@@ -163,28 +166,33 @@ class Outcome:
 
 
 def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outcome:
-    """Failed if any check failed, or if a gate was set and judged nothing (except the first run's
-    speedup gate, which has no baseline yet to judge against)."""
+    """Failed if any check failed, or if a gate judged nothing it was set to judge: the speedup gate
+    compared nothing with a loaded baseline, or no check ran at all. The first run's speedup gate,
+    with no baseline yet, passes and says so."""
     failures = tuple((v.result.name, why) for v in verdicts for why in v.failures)
     judged = [v for v in verdicts if v.judged]
     skipped = [v for v in verdicts if not v.judged]
+    example = f"{short_name(skipped[0].result.name)}: {skipped[0].verdict}" if skipped else "no result has a speedup"
     if not gate.set:
         return Outcome(False, "cnnbench: no gate set (--cnnbench-speedup-fail, --cnnbench-min-efficiency)", ())
     if failures:
         name, why = failures[0]
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        return Outcome(True, f"cnnbench: gate FAILED, {len(failures)} check(s): {_short(name)}: {why}{more}", failures)
+        return Outcome(
+            True, f"cnnbench: gate FAILED, {len(failures)} check(s): {short_name(name)}: {why}{more}", failures
+        )
+    if gate.speedup_fail is not None and baseline_loaded and not any(v.change is not None for v in verdicts):
+        return Outcome(True, f"cnnbench: gate FAILED: no speedup was compared with the baseline ({example})", ())
     if not judged:
         if gate.min_efficiency is None and not baseline_loaded:
             return Outcome(False, "cnnbench: gate passed: no baseline yet, so no speedup was judged", ())
-        why = f"{_short(skipped[0].result.name)}: {skipped[0].verdict}" if skipped else "no result has a speedup"
-        return Outcome(True, f"cnnbench: gate FAILED: it judged nothing ({why})", ())
+        return Outcome(True, f"cnnbench: gate FAILED: it judged nothing ({example})", ())
     line = f"cnnbench: gate passed: {len(judged)} result(s) judged"
     if skipped:
-        line += f"; {len(skipped)} not judged, e.g. {_short(skipped[0].result.name)}: {skipped[0].verdict}"
+        line += f"; {len(skipped)} not judged, e.g. {example}"
     return Outcome(False, line, ())
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
     """A test's name without its file: ``test_train[...]``."""
     return name.rpartition("::")[2]

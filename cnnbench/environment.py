@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torchvision
 
-from cnnbench.devices import usable_cores
+from cnnbench.devices import DEVICE_KINDS, usable_cores
 
 GPU_FIELDS = ("index", "name", "memory.total", "compute_cap", "uuid", "driver_version")
 
@@ -150,7 +150,7 @@ def fingerprint() -> dict[str, Any]:
 
 def hardware_class(environment: dict[str, Any], kind: str) -> str:
     """``cuda-3xNVIDIA_H200`` or ``cpu-2xAMD_EPYC``: runs compare only within one class."""
-    if kind == "cuda":
+    if not DEVICE_KINDS[kind].pinned:  # accelerators: the models and their count
         counts = Counter(gpu["name"] for gpu in environment["gpus"])
         parts = [f"{n}x{name}" for name, n in counts.items()] or ["none"]
     else:

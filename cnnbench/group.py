@@ -27,6 +27,7 @@ from datetime import timedelta
 
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, RunProcsResult, start_processes
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 from cnnbench.cases import Case
@@ -36,7 +37,8 @@ from cnnbench.wrappers import wrapper_module
 
 HOST = "127.0.0.1"
 LOOPBACK = "lo"  # the loopback interface's name on Linux
-FOREVER = timedelta(days=365)  # the waiter is released by this process, never by a store timeout
+NO_DEADLINE = timedelta(days=365)  # store waits end by a key being set, never by a store timeout
+RELEASE_SECONDS = 10.0  # how long a released wait may take to return
 
 
 class WorkerError(RuntimeError):
@@ -55,7 +57,7 @@ class WorkerGroup:
         self._store = _loopback_store(self.timeout)
         self._control = dist.PrefixStore("ctl", self._store)
         self.port = self._store.port  # chosen by the OS
-        self._waiter = _Waiter(self.port)
+        self._waiter = _Waiter(self.port, self._store)
         env = {
             "WORLD_SIZE": str(self.processes),
             "MASTER_ADDR": HOST,
@@ -80,9 +82,11 @@ class WorkerGroup:
                 envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)},
                 logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
             )
-        except BaseException:
+        except BaseException as error:
             self._waiter.close()
             shutil.rmtree(self._log_dir, ignore_errors=True)
+            if isinstance(error, SignalException):  # elastic's handlers were in place: an interruption
+                raise KeyboardInterrupt(f"received {error.sigval.name}") from None
             raise
         finally:
             _restore(handlers)  # keep pytest's own Ctrl-C handling
@@ -126,11 +130,11 @@ class WorkerGroup:
         ranks' go) is given, so its own wake-up is not part of the round.
         """
         keys = [f"ctl/{prefix}/{r}" for r in range(self.processes)]
-        self._waiter.start(keys)
-        if command is not None:
-            command()
-        deadline = time.monotonic() + self.timeout
         try:
+            self._waiter.start(keys)
+            if command is not None:
+                command()
+            deadline = time.monotonic() + self.timeout
             while not self._waiter.done.wait(0.2):
                 result = self._procs.wait(0)
                 if result is not None:
@@ -138,39 +142,59 @@ class WorkerGroup:
                 if time.monotonic() > deadline:
                     hung = [str(r) for r, key in enumerate(keys) if not self._store.check([key])]
                     raise WorkerError(f"rank {', '.join(hung)} hung: no answer within {self.timeout:g} s ({prefix})")
+            if self._waiter.error is not None:
+                raise WorkerError(f"the control channel failed: {self._waiter.error}")
             return self._waiter.values
         except BaseException:
-            self.failed = True
-            for key in keys:  # release the waiter: the group is done for
-                self._store.set(key, "")
-            self._waiter.done.wait()
+            self.failed = True  # torn down at once: a broken group never runs beside the next one
+            self._waiter.release()
+            self._procs.close()
             raise
 
 
 class _Waiter:
-    """One store connection and one thread for a group's life: waits for the keys it is given."""
+    """One store connection and one thread for a group's life: waits for the keys it is given.
 
-    def __init__(self, port: int):
-        self._client = dist.TCPStore(HOST, port, timeout=FOREVER)
+    ``release`` ends a pending wait early by setting its keys through the group's own store.
+    """
+
+    def __init__(self, port: int, store: dist.TCPStore):
+        self._client = dist.TCPStore(HOST, port, timeout=NO_DEADLINE)
+        self._store = store
         self._keys: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self.pending: list[str] = []
         self.done = threading.Event()
+        self.done.set()
         self.values: list[bytes] = []
+        self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="cnnbench-waiter", daemon=True)
         self._thread.start()
 
     def start(self, keys: list[str]) -> None:
         self.done.clear()
+        self.pending = keys
         self._keys.put(keys)
 
+    def release(self) -> None:
+        for key in self.pending:
+            self._store.set(key, "")
+        self.done.wait(RELEASE_SECONDS)
+
     def close(self) -> None:
+        self.release()
         self._keys.put(None)
-        self._thread.join()
+        self._thread.join(RELEASE_SECONDS)
 
     def _serve(self) -> None:
         while (keys := self._keys.get()) is not None:
-            self._client.wait(keys)
-            self.values = self._client.multi_get(keys)
-            self.done.set()
+            try:
+                self._client.wait(keys)
+                self.values, self.error = self._client.multi_get(keys), None
+            except Exception as error:  # reported by the controller's thread
+                self.error = error
+            finally:
+                self.pending = []
+                self.done.set()
 
 
 def _loopback_store(timeout: float) -> dist.TCPStore:

@@ -7,6 +7,7 @@ imports torch; the parsers that need a registry import it when they run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise ValueError(f"got {text!r}; valid: a number of seconds > 0")
+    if not (value > 0 and math.isfinite(value) and value < 1e7):
+        raise ValueError(f"got {text!r}; valid: a number of seconds > 0 and below 10000000")
     return value
 
 

@@ -25,15 +25,15 @@ def plot(report: Report, path: Path) -> None:
     figure = Figure(figsize=(5.5 * len(configs), 4.5), layout="constrained")
     for axes, config in zip(figure.subplots(1, len(configs), squeeze=False)[0], configs, strict=True):
         results = list(config.results.values())
-        most = max(result.devices for result in results)
+        most = max(result.device_count for result in results)
         axes.plot([1, most], [1, most], ":", color="gray", label="ideal")
         axes.plot([1], [1], "k*", markersize=10, label="single device (the reference)")
         for wrapper in sorted({r.wrapper for r in results if not r.is_reference}):
             points = sorted(
                 (
-                    (result.devices, scaling, report.verdicts.get(result.name))
+                    (result.device_count, stats, report.verdicts.get(result.name))
                     for result in results
-                    if result.wrapper == wrapper and (scaling := config.scaling(result)) is not None
+                    if result.wrapper == wrapper and (stats := config.speedup_stats(result)) is not None
                 ),
                 key=lambda point: point[0],  # by device count alone: verdicts do not compare
             )

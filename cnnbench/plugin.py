@@ -65,7 +65,7 @@ def _given(config: pytest.Config) -> tuple[dict[str, str | None], dict[str, str]
                 ini = config.getini(option.ini)
             except ValueError as error:  # a bool ini key that is not a truth value
                 raise pytest.UsageError(f"{option.ini} in {config.inipath}: {error}; valid: true or false") from None
-            if ini not in (None, ""):
+            if ini not in (None, "", []):  # unset: pytest 8 gives [] for a bool key without a default
                 value = str(ini).lower() if isinstance(ini, bool) else ini
                 where[option.name] = f"{option.ini} in {config.inipath}"
         values[option.name] = value
@@ -112,7 +112,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     storage = config.getoption("benchmark_storage", None)
     if storage and _uses_storage(config):  # read by pytest-benchmark's pytest_configure, which runs after this one
-        config.option.benchmark_storage = storage_by_hardware(storage, session.hardware)
+        config.option.benchmark_storage = storage_by_hardware(storage, session.hardware, session.identified)
     for action, message in BASELINE_WARNINGS:  # pytest 8 scopes these to configuring
         warnings.filterwarnings(action, re.escape(message), PytestBenchmarkWarning)
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -174,11 +174,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cnnbench_case" not in metafunc.fixturenames:
         return
     if SESSION not in metafunc.config.stash:
-        pytest.fail(
-            f"cnnbench is off in this run: put `{SUITE_FLAG} = True` in the conftest.py beside "
-            f"{metafunc.definition.path.name}, or pass a --cnnbench option",
-            pytrace=False,
-        )
+        if switched_on(metafunc.config):  # the suite's conftest.py was found only while collecting
+            why = "its conftest.py was loaded too late: name the suite's folder on the command line (pytest perf_tests)"
+        else:
+            why = f"put `{SUITE_FLAG} = True` in the conftest.py beside {metafunc.definition.path.name}"
+        pytest.fail(f"cnnbench is off in this run: {why}, or pass a --cnnbench option", pytrace=False)
     metafunc.parametrize("cnnbench_case", metafunc.config.stash[SESSION].params())
 
 
@@ -204,12 +204,14 @@ def cnnbench_group(
     from cnnbench.pairing import Pair
 
     benchmark.group = cnnbench_case.model_config
+    timer = benchmark._timer  # pytest-benchmark's clock for the timed rounds (--benchmark-timer)
     try:
         reference = cnnbench_case.reference
         if reference is None:
-            pair = Pair(cnnbench_references.group(cnnbench_case))
-        else:
-            pair = Pair(WorkerGroup(cnnbench_case), cnnbench_references.group(reference))
+            pair = Pair(cnnbench_references.group(cnnbench_case), None, timer)
+        else:  # the reference first: if it cannot start, no group of this case is left behind
+            reference_group = cnnbench_references.group(reference)
+            pair = Pair(WorkerGroup(cnnbench_case), reference_group, timer)
     except BaseException:
         benchmark.skipped = True  # it never ran: no "fixture was not used" warning on top of the error
         raise
@@ -236,7 +238,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     benchmarks = getattr(config, "_benchmarksession", None)  # pytest-benchmark's session
     report = config.stash[SESSION].judge(benchmarks)
     if report.outcome.failed:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # whatever the terminal shows
+        _failed(session)  # whatever the terminal shows
     if benchmarks is not None:
         benchmarks.performance_regressions.extend(report.outcome.failures)  # listed by pytest-benchmark
         how = None
@@ -254,30 +256,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator[None]:
     """After pytest-benchmark's tables and regression list; a regression is exit 1, not a traceback."""
+    if SESSION not in config.stash:
+        return (yield)
     try:
         yield
     except PerformanceRegression:
-        config.stash[PYTEST_SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
-    if SESSION not in config.stash:
-        return
+        _failed(config.stash[PYTEST_SESSION])
     from cnnbench.report import text
 
     session = config.stash[SESSION]
     report, settings = session.report, session.settings
     if report is not None and report.run.results:
         terminalreporter.write_sep("-", "cnnbench: multi-device speedup")
-        *lines, verdict = text(report)
+        *lines, _ = text(report)
         for line in lines:
             terminalreporter.write_line(line)
         _write_files(terminalreporter, config, report)
-        if session.not_saved:
-            terminalreporter.write_line(session.not_saved, yellow=True)
-        terminalreporter.write_line(verdict, red=report.outcome.failed, green=not report.outcome.failed)
-        return
-    if settings.report or settings.plot:
+    elif settings.report or settings.plot:
         terminalreporter.write_line("cnnbench: no benchmark result, so no report or plot was written", yellow=True)
     if session.not_saved:
         terminalreporter.write_line(session.not_saved, yellow=True)
+    if report is not None and (report.run.results or settings.gate.set):
+        line, failed = report.outcome.line, report.outcome.failed
+        terminalreporter.write_line(line, red=failed, green=not failed)
+
+
+def _failed(session: pytest.Session) -> None:
+    """Exit 1, unless the run already ends with another failure status (interrupted, no tests...)."""
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _write_files(terminalreporter, config: pytest.Config, report) -> None:
@@ -294,4 +301,4 @@ def _write_files(terminalreporter, config: pytest.Config, report) -> None:
             terminalreporter.write_line(f"cnnbench: plot written to {settings.plot}")
     except OSError as error:
         terminalreporter.write_line(f"cnnbench: could not write {error.filename}: {error.strerror}", red=True)
-        config.stash[PYTEST_SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
+        _failed(config.stash[PYTEST_SESSION])

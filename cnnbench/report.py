@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnbench.compare import Gate, Outcome, Verdict
+from cnnbench.compare import Gate, Outcome, Verdict, short_name
 from cnnbench.options import PROFILES
 from cnnbench.results import Run
 
@@ -40,24 +40,24 @@ def _range(values, fmt: str) -> str:
 
 def tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
     """Per model config: a header row, then one row per result."""
-    judged = report.compared or report.gate.set
+    show_verdicts = report.compared or report.gate.set
     header = ("wrapper", "devices", "images/s", "speedup", "95% CI", "efficiency")
-    if judged:
+    if show_verdicts:
         header += ("baseline", "change", "95% CI", "verdict")
     out: dict[str, list[tuple[str, ...]]] = {}
     for config in report.run.configs.values():
         rows = out[config.name] = [header]
         for result in config.results.values():
-            scaling = config.scaling(result)
+            stats = config.speedup_stats(result)
             row = (
                 result.wrapper,
                 result.device_set,
                 f"{result.images_per_second:.1f}",
-                _times(scaling and scaling.speedup),
-                _range(scaling and scaling.interval, ".2f"),
-                "-" if scaling is None else f"{scaling.efficiency:.0%}",
+                _times(stats and stats.speedup),
+                _range(stats and stats.interval, ".2f"),
+                "-" if stats is None else f"{stats.efficiency:.0%}",
             )
-            if judged:
+            if show_verdicts:
                 verdict = report.verdicts.get(result.name)
                 if verdict is None:
                     row += ("", "", "", "")
@@ -74,11 +74,11 @@ def implausible(report: Report) -> list[str]:
     lines = []
     for config in report.run.configs.values():
         for result in config.results.values():
-            scaling = config.scaling(result)
-            if scaling and scaling.interval and scaling.interval[0] > result.devices:
+            stats = config.speedup_stats(result)
+            if stats and stats.interval and stats.interval[0] > result.device_count:
                 lines.append(
-                    f"warning: {result.wrapper} {result.device_set} measured {scaling.speedup:.2f}x on "
-                    f"{result.devices} device(s) (95% CI from {scaling.interval[0]:.2f}x): beyond the ideal, so "
+                    f"warning: {result.wrapper} {result.device_set} measured {stats.speedup:.2f}x on "
+                    f"{result.device_count} device(s) (95% CI from {stats.interval[0]:.2f}x): beyond the ideal, so "
                     "its reference was probably disturbed; do not keep this run as a baseline, save a quiet one"
                 )
     return lines
@@ -99,7 +99,7 @@ def _context(report: Report) -> list[str]:
     if report.baseline:
         lines += [f"environment changed: {c}" for c in report.changes] or ["environment: unchanged since the baseline"]
     not_judged = [v for v in report.verdicts.values() if report.gate.set and not v.judged]
-    lines += [f"not judged: {v.result.name.rpartition('::')[2]}: {v.verdict}" for v in not_judged]
+    lines += [f"not judged: {short_name(v.result.name)}: {v.verdict}" for v in not_judged]
     env = report.environment
     libraries = [f"torch {env['torch']}"]
     if env["gpus"]:
@@ -117,13 +117,13 @@ def text(report: Report) -> list[str]:
         for row in rows:
             cells = [c.ljust(w) if i in WORDS else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
             lines.append(("  " + "  ".join(cells)).rstrip())
-    failed = [f"FAILED {name.rpartition('::')[2]}: {why}" for name, why in report.outcome.failures]
+    failed = [f"FAILED {short_name(name)}: {why}" for name, why in report.outcome.failures]
     return lines + _context(report) + failed + [report.outcome.line]
 
 
 def markdown(report: Report) -> str:
     """A report fit for a CI job summary."""
-    failed = [(name.rpartition("::")[2], why) for name, why in report.outcome.failures]
+    failed = [(short_name(name), why) for name, why in report.outcome.failures]
     lines = ["# cnnbench: multi-device speedup", ""]
     if report.outcome.failed:
         lines += [f"**Failed**: {len(failed) or 1} check(s)", ""] + [f"- `{name}`: {why}" for name, why in failed]

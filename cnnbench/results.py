@@ -1,7 +1,7 @@
 """A run's results, typed, and their speedups with bootstrap intervals.
 
-A multi-device result carries the rounds of its reference (``single`` on the first device of its
-set), run alternately with its own while both worker groups stayed up: each pair's throughput
+Every result but the reference's own carries the rounds of its reference (``single`` on the first
+device of its set), run alternately with its own while both worker groups stayed up: each pair's throughput
 ratio is one speedup sample, so whatever slows the whole machine for a while slows both sides of
 it. The speedup is the median pair ratio; its interval, the 2.5th to 97.5th percentile of that
 median over 2000 bootstrap draws of the pairs (seeded: the same data always give the same
@@ -35,7 +35,7 @@ class Result:
     model_config: str
     wrapper: str
     device_set: str
-    devices: int
+    device_count: int
     is_reference: bool  # the wrapper that speedups are measured against
     images_per_round: int
     round_seconds: tuple[float, ...]
@@ -140,13 +140,12 @@ def interval(statistic: Callable[[random.Random], float]) -> tuple[float, float]
 
 
 @dataclass(frozen=True)
-class Scaling:
+class SpeedupStats:
     """A result's speedup over its reference, as shown and saved."""
 
     speedup: float
     interval: tuple[float, float] | None  # None for the reference itself, or with too few rounds
     efficiency: float  # speedup / devices
-    paired: bool
 
 
 @dataclass
@@ -169,14 +168,14 @@ class ModelConfig:
             return None
         return UnpairedSpeedup(result, reference)
 
-    def scaling(self, result: Result) -> Scaling | None:
+    def speedup_stats(self, result: Result) -> SpeedupStats | None:
         if result.is_reference:
-            return Scaling(1.0, None, 1.0 / result.devices, paired=False)
+            return SpeedupStats(1.0, None, 1.0 / result.device_count)
         speedup = self.speedup(result)
         if speedup is None:
             return None
-        judged = interval(speedup.draw) if speedup.samples >= MIN_ROUNDS else None
-        return Scaling(speedup.value, judged, speedup.value / result.devices, speedup.paired)
+        bounds = interval(speedup.draw) if speedup.samples >= MIN_ROUNDS else None
+        return SpeedupStats(speedup.value, bounds, speedup.value / result.device_count)
 
 
 class Run:
@@ -197,5 +196,5 @@ class Run:
     def speedup(self, result: Result) -> Speedup | None:
         return self.configs[result.model_config].speedup(result)
 
-    def scaling(self, result: Result) -> Scaling | None:
-        return self.configs[result.model_config].scaling(result)
+    def speedup_stats(self, result: Result) -> SpeedupStats | None:
+        return self.configs[result.model_config].speedup_stats(result)

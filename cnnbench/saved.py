@@ -10,7 +10,7 @@ from typing import Any
 
 from cnnbench.cases import Case
 from cnnbench.devices import DEVICE_KINDS
-from cnnbench.results import Result, Run, Scaling, Unusable
+from cnnbench.results import Result, Run, SpeedupStats, Unusable
 from cnnbench.wrappers import is_reference
 
 
@@ -35,7 +35,7 @@ def result_of(
         model_config=case.model_config,
         wrapper=case.wrapper,
         device_set=str(case.devices),
-        devices=len(case.devices),
+        device_count=len(case.devices),
         is_reference=reference is None,
         images_per_round=case.global_batch * case.steps,
         round_seconds=tuple(round_seconds),
@@ -46,7 +46,7 @@ def result_of(
     )
 
 
-def extra_info(case: Case, result: Result, scaling: Scaling | None) -> dict[str, Any]:
+def extra_info(case: Case, result: Result, stats: SpeedupStats | None) -> dict[str, Any]:
     """Everything a saved run needs to be read back, and the figures people look for."""
     info: dict[str, Any] = {
         "model_config": case.model_config,
@@ -68,9 +68,9 @@ def extra_info(case: Case, result: Result, scaling: Scaling | None) -> dict[str,
         "reference_seconds": list(result.reference_seconds),
         "reference_images_per_round": result.reference_images_per_round,
         "images_per_second": result.images_per_second,
-        "speedup": scaling.speedup if scaling else None,
-        "speedup_ci": list(scaling.interval) if scaling and scaling.interval else None,
-        "efficiency": scaling.efficiency if scaling else None,
+        "speedup": stats.speedup if stats else None,
+        "speedup_ci": list(stats.interval) if stats and stats.interval else None,
+        "efficiency": stats.efficiency if stats else None,
         "paired": result.paired,
     }
     if DEVICE_KINDS[case.devices.kind].pinned:
@@ -81,6 +81,8 @@ def extra_info(case: Case, result: Result, scaling: Scaling | None) -> dict[str,
 def read_result(bench: dict[str, Any]) -> Result:
     """One saved benchmark as a Result; raises Unusable with the reason."""
     info = bench.get("extra_info") or {}
+    if not isinstance(info, dict):
+        raise Unusable("its extra_info is not a mapping")
     try:
         batches = info.get("device_batches", info.get("per_device_batch"))  # the older name
         devices = info["devices"]
@@ -89,11 +91,11 @@ def read_result(bench: dict[str, Any]) -> Result:
             work["threads per rank"] = str(info["threads_per_rank"])
         wrapper = info["wrapper"]
         result = Result(
-            name=bench["fullname"],
-            model_config=info["model_config"],
-            wrapper=wrapper,
-            device_set=info["device_set"],
-            devices=len(devices),
+            name=_text(bench["fullname"]),
+            model_config=_text(info["model_config"]),
+            wrapper=_text(wrapper),
+            device_set=_text(info["device_set"]),
+            device_count=len(devices),
             is_reference=is_reference(wrapper),
             images_per_round=int(info["global_batch"]) * int(info["steps_per_round"]),
             round_seconds=tuple(float(s) for s in info.get("round_seconds") or ()),
@@ -104,18 +106,24 @@ def read_result(bench: dict[str, Any]) -> Result:
         )
     except KeyError as error:
         raise Unusable(f"no {error.args[0]!r} in its extra_info") from None
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, AttributeError) as error:
         raise Unusable(f"unreadable extra_info ({error})") from None
     result.check()
     return result
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not text")
+    return value
 
 
 def read_run(benchmarks: list[dict[str, Any]]) -> tuple[Run, dict[str, str]]:
     """A saved run's usable results, and why each of the others is unusable, by test name."""
     run, unusable = Run(), {}
     for bench in benchmarks:
-        if not isinstance(bench, dict) or "fullname" not in bench:
-            continue
+        if not isinstance(bench, dict) or not isinstance(bench.get("fullname"), str):
+            continue  # not a benchmark of any test this run could match
         try:
             run.add(read_result(bench))
         except Unusable as why:

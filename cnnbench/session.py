@@ -1,7 +1,7 @@
 """A cnnbench run inside pytest, once the plugin is switched on: its settings, environment and
 hardware class, the results as they arrive, and the judgement and report at the end.
 
-The plugin's hooks call into this; nothing here needs pytest beyond its config and errors.
+The plugin's hooks call into this; it uses pytest only for its errors and test parameters.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from cnnbench.baselines import loaded_baseline
 from cnnbench.cases import Case
 from cnnbench.compare import outcome, verdicts
 from cnnbench.config import Settings
+from cnnbench.devices import DEVICE_KINDS
 from cnnbench.environment import differences, fingerprint, hardware_class
 from cnnbench.options import OptionError
 from cnnbench.pairing import Pair
@@ -31,6 +32,8 @@ class CnnbenchSession:
             raise pytest.UsageError(MISSING)
         self.environment = fingerprint()
         self.hardware = hardware_class(self.environment, self.settings.kind)
+        # a run on GPUs whose names nothing could read would mix GPU models under one class
+        self.identified = DEVICE_KINDS[self.settings.kind].pinned or bool(self.environment["gpus"])
         self.baseline_environment: dict | None = None
         self.run = Run()
         self.report: Report | None = None
@@ -46,9 +49,11 @@ class CnnbenchSession:
 
     def record(self, name: str, case: Case, round_seconds: list[float], pair: Pair) -> dict:
         """Add a finished benchmark to the run; returns its ``extra_info``."""
-        result = result_of(name, case, round_seconds, pair.reference_seconds, pair.group.device_names)
+        references = pair.reference_seconds[: len(round_seconds)]  # --benchmark-cprofile runs one more
+        result = result_of(name, case, round_seconds, references, pair.group.device_names)
+        result.check()
         self.run.add(result)
-        return extra_info(case, result, self.run.scaling(result))
+        return extra_info(case, result, self.run.speedup_stats(result))
 
     def judge(self, benchmarks) -> Report:
         """The verdicts and the report, from this run and the baseline pytest-benchmark loaded."""

@@ -23,6 +23,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from cnnbench.cases import Case
 from cnnbench.devices import DEVICE_KINDS
+from cnnbench.group import NO_DEADLINE
 from cnnbench.models import create_model
 from cnnbench.step import TrainingStep, synthetic_batch
 from cnnbench.wrappers import get_wrapper
@@ -38,9 +39,6 @@ def die_with_parent() -> None:
         sys.exit("cnnbench worker: the controller exited before this rank started")
 
 
-IDLE = timedelta(days=365)  # how long a rank waits for its next command
-
-
 @record
 def main(case_json: str, *modules: str) -> None:
     die_with_parent()
@@ -51,7 +49,7 @@ def main(case_json: str, *modules: str) -> None:
     timeout = timedelta(seconds=case.timeout)
     host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
     store = dist.TCPStore(host, port, timeout=timeout)
-    control = dist.PrefixStore("ctl", dist.TCPStore(host, port, timeout=IDLE))
+    control = dist.PrefixStore("ctl", dist.TCPStore(host, port, timeout=NO_DEADLINE))  # idle as long as need be
 
     wrapper = get_wrapper(case.wrapper)
     devices = [torch.device(d) for d in case.devices.devices]

@@ -2,8 +2,9 @@
 
 Each benchmark round is ``steps`` training steps on every rank of the device set, measured on
 the host from the command to the last rank's report (each rank has synchronized its device).
-Before each round of a multi-device configuration, one round of its reference runs (untimed by
-pytest-benchmark, timed by cnnbench): the pairs give the speedup.
+Before each round of a configuration other than the reference itself, one round of its reference
+runs (outside pytest-benchmark's timed call, timed by cnnbench with the same clock): the pairs
+give the speedup.
 """
 
 import math

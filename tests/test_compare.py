@@ -35,7 +35,7 @@ def result(wrapper, devices, rounds, reference=(), name=None, workload=None) -> 
         model_config="m",
         wrapper=wrapper,
         device_set=f"cpu:{','.join(map(str, range(devices)))}",
-        devices=devices,
+        device_count=devices,
         is_reference=wrapper == "single",
         images_per_round=32,
         round_seconds=tuple(rounds),
@@ -52,7 +52,7 @@ def test_a_straggler_rank_is_a_regression_and_names_both_speedups(now):
     two = found["ddp-cpu:0,1"]
     assert two.verdict == "regressed" and two.judged
     assert two.change < -0.2 and two.change_ci[1] < 0
-    assert two.failures[0].startswith(f"speedup {two.baseline:.2f}x -> {two.scaling.speedup:.2f}x (")
+    assert two.failures[0].startswith(f"speedup {two.baseline:.2f}x -> {two.stats.speedup:.2f}x (")
     assert two.unpaired == (now == "straggler.json")
     assert found["ddp-cpu:0"].failures == ()  # the single-device runs shared no core with the load
 
@@ -146,7 +146,10 @@ def test_results_the_baseline_lacks_are_not_judged_and_a_gate_that_judged_nothin
     assert {v.verdict for v in found} == {"no baseline: the baseline has no such test"}
     assert not any(v.judged for v in found)
     failed = outcome(found, Gate(0.2), baseline_loaded=True)
-    assert failed.failed and "judged nothing" in failed.line
+    assert failed.failed and "no speedup was compared with the baseline" in failed.line
+    both = outcome(verdicts(run("paired_idle.json"), Run(), {}, Gate(0.2, 0.5)), Gate(0.2, 0.5), baseline_loaded=True)
+    assert both.failed  # efficiency alone was judged: the speedup gate still judged nothing
+    assert outcome(found, Gate(None, 0.5), baseline_loaded=False).failed  # nothing at all was judged
     first = outcome(verdicts(run("paired_idle.json"), None, {}, Gate(0.2)), Gate(0.2), baseline_loaded=False)
     assert not first.failed and "no baseline yet" in first.line  # the first run of a new runner
 
@@ -159,7 +162,7 @@ def test_without_a_threshold_changes_are_shown_not_gated():
 
 def test_efficiency_below_the_minimum_fails_with_or_without_a_baseline():
     found = verdicts(run("paired_straggler.json"), None, {}, Gate(None, 0.8))
-    two = next(v for v in found if v.result.devices == 2)
+    two = next(v for v in found if v.result.device_count == 2)
     assert two.verdict == "no baseline; efficiency too low"
     assert "is below the minimum 80%" in two.failures[0]
     result_ = outcome(found, Gate(None, 0.8), baseline_loaded=False)
@@ -175,4 +178,27 @@ def test_a_real_slowdown_of_the_whole_machine_holds_paired_where_unpaired_would_
     config = next(iter(busy.configs.values()))
     result = next(r for r in config.results.values() if r.device_set == "cpu:0,1")
     unpaired = UnpairedSpeedup(result, config.reference)  # the single test's rounds, timed before the load
-    assert unpaired.value < 0.7 * two.scaling.speedup  # what the gate saw before pairing: a false regression
+    assert unpaired.value < 0.7 * two.stats.speedup  # what the gate saw before pairing: a false regression
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        ({"extra_info": ["not", "a", "mapping"]}, "its extra_info is not a mapping"),
+        ({"extra_info": {"model_config": ["m"]}}, "unreadable extra_info"),
+        ({"fullname": ["a", "list"]}, None),  # not a test name: left out
+    ],
+)
+def test_odd_saved_entries_are_unusable_or_left_out_never_a_crash(damage, why):
+    benches = copy.deepcopy(saved("paired_idle.json"))
+    odd = benches[0]
+    for key, value in damage.items():
+        if isinstance(value, dict):
+            odd[key].update(value)
+        else:
+            odd[key] = value
+    baseline, unusable = read_run(benches)
+    if why is None:
+        assert unusable == {} and len(baseline.results) == len(benches) - 1
+    else:
+        assert unusable[odd["fullname"]].startswith(why)

@@ -55,6 +55,7 @@ def test_explicit_values_override_the_profile():
         ("batch-size", "2.5", "--cnnbench-batch-size: got '2.5'"),
         ("scaling", "both", "--cnnbench-scaling: unknown 'both'; valid: strong, weak"),
         ("timeout", "0", "--cnnbench-timeout: got '0'"),
+        ("timeout", "inf", "--cnnbench-timeout: got 'inf'"),
     ],
 )
 def test_bad_values_name_the_option_and_the_valid_ones(name, value, message):

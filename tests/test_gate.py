@@ -228,3 +228,13 @@ def test_storage_that_is_not_a_folder_is_refused(suite):
     result = suite.runpytest(es, "--benchmark-compare", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cnnbench: --benchmark-storage=elasticsearch+http://... is not supported*"])
+
+
+def test_a_named_baseline_that_cannot_be_read_says_so(suite):
+    storage(suite).mkdir(parents=True)
+    (storage(suite) / "0001_broken.json").write_text("{not json")
+    result = suite.runpytest_subprocess("--benchmark-compare=0001", "--collect-only")  # its warning stays there
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: cnnbench: --benchmark-compare='0001' matches 0001_broken.json in *could not be read*"]
+    )

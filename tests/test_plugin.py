@@ -175,8 +175,10 @@ def test_xdist_functional_check_runs_every_configuration_once(suite):
 
 
 UNRELATED = """
+import os
 import signal
 import sys
+import time
 
 
 def test_unrelated():
@@ -185,7 +187,7 @@ def test_unrelated():
 
 
 def test_benchmarked(benchmark):
-    benchmark(sum, [1, 2])
+    benchmark.pedantic(time.sleep, args=(float(os.environ.get("NAP", "0.001")),), rounds=3)
 """
 
 
@@ -207,6 +209,13 @@ def test_an_unrelated_run_meets_nothing_of_cnnbench(pytester, monkeypatch):
     assert "cnnbench:" not in result.stdout.str()
     spread = pytester.runpytest_subprocess("-n", "2")
     spread.assert_outcomes(passed=2)
+    monkeypatch.setenv("NAP", "0.05")  # fifty times slower: pytest-benchmark's own gate fails, as it should
+    slower = pytester.runpytest_subprocess(
+        "--benchmark-storage=store", "--benchmark-compare", "--benchmark-compare-fail=min:100%"
+    )
+    assert "Performance has regressed" in slower.stdout.str() + slower.stderr.str()
+    assert "INTERNALERROR" not in slower.stdout.str() + slower.stderr.str()
+    assert not marker.exists()
 
 
 def test_a_cnnbench_test_without_the_suite_flag_is_told_how_to_switch_it_on(pytester):
@@ -249,3 +258,24 @@ def test_the_readme_way_to_add_a_model(suite):
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["yourmodel-bs32-fp32", "  ddp      cpu:0,1 *"])
     assert "note: the quick profile" not in result.stdout.str()  # said only when its model ran
+
+
+def test_a_profiled_run_still_pairs_its_rounds(suite):
+    """--benchmark-cprofile calls the round once more after the timed ones, its setup too."""
+    result = suite.runpytest(
+        "--cnnbench-models=linear",
+        "--cnnbench-devices=cpu:0",
+        "--cnnbench-wrappers=single,ddp",
+        "--benchmark-cprofile=tottime",
+        "--benchmark-json=out.json",
+        *SHORT,
+    )
+    result.assert_outcomes(passed=2)
+    (ddp,) = [b for b in json.loads((suite.path / "out.json").read_text())["benchmarks"] if "ddp" in b["name"]]
+    assert len(ddp["extra_info"]["reference_seconds"]) == len(ddp["extra_info"]["round_seconds"]) == 3
+
+
+def test_a_gate_that_judged_nothing_says_so_and_keeps_the_run_status(suite):
+    result = suite.runpytest("--cnnbench-min-efficiency=0.5", "-k", "no_such_test")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED  # not turned into 1
+    result.stdout.fnmatch_lines(["cnnbench: gate FAILED: it judged nothing (no result has a speedup)"])

@@ -33,7 +33,7 @@ def test_reference_experiment_arithmetic():
     three = result_of("t", make_case("dp", "cuda:0,1,2", steps=391), [143.0], [325.0], [])
     speedup = PairedSpeedup.of(three)
     assert speedup.value == pytest.approx(2.27, abs=0.005)
-    assert speedup.value / three.devices == pytest.approx(0.76, abs=0.005)
+    assert speedup.value / three.device_count == pytest.approx(0.76, abs=0.005)
 
 
 def test_a_paired_interval_brackets_the_median_ratio_and_is_repeatable():
@@ -51,7 +51,7 @@ def test_an_unpaired_speedup_is_the_ratio_of_median_throughputs():
     two = result_of("b", make_case("ddp", "cpu:0,1"), [1.0] * 4, [], [])
     speedup = UnpairedSpeedup(two, one)
     assert speedup.value == 2.0 and interval(speedup.draw) == (2.0, 2.0)
-    assert Run([one, two]).scaling(two).paired is False
+    assert isinstance(Run([one, two]).speedup(two), UnpairedSpeedup)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def test_weak_scaling_speedup_compares_throughput():
 def test_extra_info_is_written_once_and_read_back_to_the_same_result():
     case = make_case("ddp", "cpu:0,1", global_batch=32, steps=4)
     result = result_of("f::t[x]", case, [0.4, 0.5, 0.45], [0.8, 0.8, 0.9], ["CPU, 1 thread"] * 2)
-    info = extra_info(case, result, Run([result]).scaling(result))
+    info = extra_info(case, result, Run([result]).speedup_stats(result))
     assert info["device_batches"] == [16, 16] and info["processes"] == 2 and info["paired"] is True
     assert info["speedup"] == pytest.approx(PairedSpeedup.of(result).value)
     assert info["reference"] == "googlenet_cifar-bs32-fp32-single-cpu:0"
@@ -107,8 +107,8 @@ def test_extra_info_is_written_once_and_read_back_to_the_same_result():
 def test_too_few_rounds_give_no_interval():
     case = make_case("ddp", "cpu:0,1")
     few = result_of("t", case, [0.5] * (MIN_ROUNDS - 1), [1.0] * (MIN_ROUNDS - 1), [])
-    scaling = Run([few]).scaling(few)
-    assert scaling.speedup == 2.0 and scaling.interval is None
+    stats = Run([few]).speedup_stats(few)
+    assert stats.speedup == 2.0 and stats.interval is None
 
 
 @pytest.mark.parametrize(
