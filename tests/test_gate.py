@@ -20,13 +20,12 @@ FAIL = "30%"
 TWO_RANKS = [  # ddp on two ranks alone: its reference runs in the pool, not as a test of its own
     "--cnnbench-devices=cpu:0,1",
     "--cnnbench-wrappers=ddp",
-    "--cnnbench-batch-size=16",
     "--cnnbench-steps=2",
     "--cnnbench-rounds=3",
     "--cnnbench-warmup=1",
 ]
 GATE = [*TWO_RANKS, "--benchmark-compare"]
-TWO_DEVICES = "*test_train?googlenet_cifar_small-bs16-fp32-ddp-cpu:0,1?"
+TWO_DEVICES = "*test_train?googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1?"
 
 
 @contextlib.contextmanager
