@@ -63,7 +63,10 @@ def _given(config: pytest.Config) -> tuple[dict[str, str | None], dict[str, str]
         if value is None:
             try:
                 ini = config.getini(option.ini)
-            except ValueError as error:  # a bool ini key that is not a truth value
+            except (
+                ValueError,
+                pytest.UsageError,
+            ) as error:  # a bool ini key that is not a truth value (9.2: UsageError)
                 raise pytest.UsageError(f"{option.ini} in {config.inipath}: {error}; valid: true or false") from None
             if ini not in (None, "", []):  # unset: pytest 8 gives [] for a bool key without a default
                 value = str(ini).lower() if isinstance(ini, bool) else ini
