@@ -27,7 +27,6 @@ from datetime import timedelta
 
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, RunProcsResult, start_processes
-from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 from cnnbench.cases import Case
@@ -39,6 +38,8 @@ HOST = "127.0.0.1"
 LOOPBACK = "lo"  # the loopback interface's name on Linux
 NO_DEADLINE = timedelta(days=365)  # store waits end by a key being set, never by a store timeout
 RELEASE_SECONDS = 10.0  # how long a released wait may take to return
+# the signals that stop a run; torch elastic sets its own handlers for them while it starts ranks
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class WorkerError(RuntimeError):
@@ -70,27 +71,29 @@ class WorkerGroup:
             env[kind.socket_env] = LOOPBACK
         if kind.pinned:
             env["OMP_NUM_THREADS"] = str(case.threads_per_device)
-        handlers = {
-            sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-        }
+        handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
         argv = ("-m", "cnnbench.worker", case.to_json(), model_module(case.model), wrapper_module(case.wrapper))
+        # Ctrl-C or SIGTERM while ranks are being started would leave the ones already started out of
+        # reach: such a signal waits until every rank is started and the group can be torn down.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            self._procs = start_processes(
-                name="cnnbench",
-                entrypoint=sys.executable,
-                args=dict.fromkeys(range(self.processes), argv),
-                envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)},
-                logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
-            )
-        except BaseException as error:
+            try:
+                self._procs = start_processes(
+                    name="cnnbench",
+                    entrypoint=sys.executable,
+                    args=dict.fromkeys(range(self.processes), argv),
+                    envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)},
+                    logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
+                )
+            finally:
+                _restore(handlers)  # pytest's own Ctrl-C handling, before a held signal is delivered
+        except BaseException:
             self._waiter.close()
             shutil.rmtree(self._log_dir, ignore_errors=True)
-            if isinstance(error, SignalException):  # elastic's handlers were in place: an interruption
-                raise KeyboardInterrupt(f"received {error.sigval.name}") from None
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             raise
-        finally:
-            _restore(handlers)  # keep pytest's own Ctrl-C handling
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal held meanwhile arrives here
             self.device_names = [value.decode() for value in self._await("ready")]
         except BaseException:
             self.close()

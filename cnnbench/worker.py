@@ -23,7 +23,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from cnnbench.cases import Case
 from cnnbench.devices import DEVICE_KINDS
-from cnnbench.group import NO_DEADLINE
+from cnnbench.group import NO_DEADLINE, STOP_SIGNALS
 from cnnbench.models import create_model
 from cnnbench.step import TrainingStep, synthetic_batch
 from cnnbench.wrappers import get_wrapper
@@ -41,6 +41,7 @@ def die_with_parent() -> None:
 
 @record
 def main(case_json: str, *modules: str) -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked in the controller while it started us
     die_with_parent()
     for module in modules:  # register the model and the wrapper, also ones a user added
         importlib.import_module(module)

@@ -102,6 +102,39 @@ def test_a_signal_while_a_group_starts_is_a_clean_interruption(suite, sig):
     assert workers_of("slow_linear") == []
 
 
+class Stop(Exception):
+    """What this test's own SIGTERM handler raises."""
+
+
+def test_a_signal_while_ranks_are_started_waits_until_they_can_be_stopped(monkeypatch):
+    """Delivered in the middle of starting, the signal would leave the started ranks out of reach."""
+    import faulty_models  # noqa: F401  (registers slow_linear)
+
+    from cnnbench import group
+    from cnnbench.config import Settings
+
+    settings = Settings.from_values({"models": "slow_linear", "devices": "cpu:0,1", "wrappers": "ddp", "warmup": "0"})
+    (case,) = settings.cases()
+    start = group.start_processes
+
+    def start_and_signal(**kwargs):
+        context = start(**kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the ranks are being started
+        return context
+
+    def stop(signum, frame):
+        raise Stop
+
+    monkeypatch.setattr(group, "start_processes", start_and_signal)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stop):
+            group.WorkerGroup(case)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert workers_of("slow_linear") == []
+
+
 def listening(pids: list[int]) -> set[str]:
     """The local addresses these processes listen on (TCP, IPv4 and IPv6), from /proc."""
     inodes = set()
