@@ -150,10 +150,18 @@ class SpeedupStats:
 
 @dataclass
 class ModelConfig:
-    """The results of one model config; its reference result serves results saved without pairs."""
+    """The results of one model config; its reference result serves results saved without pairs.
+
+    Each result's stats are bootstrapped once and kept until a result is added.
+    """
 
     name: str
     results: dict[str, Result] = field(default_factory=dict)
+    _stats: dict[str, SpeedupStats | None] = field(default_factory=dict, repr=False)
+
+    def add(self, result: Result) -> None:
+        self.results[result.name] = result
+        self._stats.clear()  # a new reference changes the unpaired results' speedups
 
     @property
     def reference(self) -> Result | None:
@@ -169,6 +177,11 @@ class ModelConfig:
         return UnpairedSpeedup(result, reference)
 
     def speedup_stats(self, result: Result) -> SpeedupStats | None:
+        if result.name not in self._stats:
+            self._stats[result.name] = self._bootstrap(result)
+        return self._stats[result.name]
+
+    def _bootstrap(self, result: Result) -> SpeedupStats | None:
         if result.is_reference:
             return SpeedupStats(1.0, None, 1.0 / result.device_count)
         speedup = self.speedup(result)
@@ -187,7 +200,7 @@ class Run:
             self.add(result)
 
     def add(self, result: Result) -> None:
-        self.configs.setdefault(result.model_config, ModelConfig(result.model_config)).results[result.name] = result
+        self.configs.setdefault(result.model_config, ModelConfig(result.model_config)).add(result)
 
     @property
     def results(self) -> dict[str, Result]:

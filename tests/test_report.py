@@ -110,7 +110,7 @@ def test_the_plot_takes_two_device_sets_of_one_size(tmp_path):
     config = next(iter(two_sets.run.configs.values()))
     name, result = next((n, r) for n, r in config.results.items() if r.device_set == "cpu:0,1")
     twin = replace(result, name=name.replace("cpu:0,1", "cpu:2,3"), device_set="cpu:2,3")  # an equal speedup
-    config.results[twin.name] = twin
+    config.add(twin)
     two_sets.verdicts[twin.name] = replace(two_sets.verdicts[name], result=twin)
     plot(two_sets, tmp_path / "speedup.png")
     assert imread(tmp_path / "speedup.png").shape[:2] == (450, 550)
@@ -121,7 +121,7 @@ def test_a_speedup_beyond_the_ideal_is_called_implausible():
     flipped = report("idle.json", None)
     config = next(iter(flipped.run.configs.values()))
     reference = next(r for r in config.results.values() if r.is_reference)
-    config.results[reference.name] = replace(reference, round_seconds=tuple(s * 3 for s in reference.round_seconds))
+    config.add(replace(reference, round_seconds=tuple(s * 3 for s in reference.round_seconds)))
     warned = [line for line in text(flipped) if line.startswith("warning:")]
     assert sorted(w.split(" measured")[0] for w in warned) == ["warning: ddp cpu:0", "warning: ddp cpu:0,1"]
     assert "beyond the ideal, so its reference was probably disturbed" in warned[0]
