@@ -100,7 +100,7 @@ def _against_baseline(
     if old_speedup is None:
         return _not_judged(result, stats, "no baseline: the baseline's run has no reference for it")
     new_speedup = now.speedup(result)
-    assert new_speedup is not None  # this run's result has a stats
+    assert new_speedup is not None  # a result with speedup stats has a speedup
     few = min(new_speedup.samples, old_speedup.samples)
     if few < MIN_ROUNDS:
         return _not_judged(result, stats, f"too few rounds to judge ({few} < {MIN_ROUNDS})", baseline=old_speedup.value)
