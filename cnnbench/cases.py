@@ -63,6 +63,13 @@ class Case:
         first = DeviceSet(self.devices.kind, self.devices.indices[:1])
         return dataclasses.replace(self, wrapper=reference_wrapper().name, devices=first, global_batch=batch)
 
+    def local(self, index: int) -> Case:
+        """The local step on the set's ``index``-th device: the reference wrapper alone there, at
+        the images that device gets. What the set could do if communication were free."""
+        device = DeviceSet(self.devices.kind, self.devices.indices[index : index + 1])
+        batch = self.device_batches[index]
+        return dataclasses.replace(self, wrapper=reference_wrapper().name, devices=device, global_batch=batch)
+
     def unavailable(self) -> str | None:
         """Why this machine cannot run the case (a skip reason), or None."""
         wrapper = get_wrapper(self.wrapper)

@@ -5,7 +5,11 @@ drop of more than ``speedup_fail`` whose bootstrap interval lies wholly below ze
 regression; one whose interval reaches zero is "within noise". Efficiency below
 ``min_efficiency`` fails only when its whole interval is below the minimum. A result that cannot
 be judged says why ("no baseline", "not comparable: ...", "too few rounds ..."), never passes
-silently: with a gate set, a run in which nothing could be judged fails.
+silently: with a gate set, a run in which nothing could be judged fails. An all-reduce bus
+bandwidth below ``min_busbw`` fails too, as nccl-tests' users gate on a minimum bandwidth.
+
+Against a baseline, a verdict also says where a change came from: the compute-bound speedup, the
+exposed sync per step and the all-reduce bus bandwidth, then and now.
 """
 
 from __future__ import annotations
@@ -19,9 +23,15 @@ from cnnbench.results import MIN_ROUNDS, Result, Run, Speedup, SpeedupStats, int
 class Gate:
     speedup_fail: float | None = None  # the largest speedup drop that passes: 0.2 is 20%
     min_efficiency: float | None = None
+    min_busbw: float | None = None  # GB/s, the whole gradient's all-reduce
 
     @property
     def set(self) -> bool:
+        return self.judges_speedup or self.min_busbw is not None
+
+    @property
+    def judges_speedup(self) -> bool:
+        """Judges speedups, which needs their intervals: at least MIN_ROUNDS rounds."""
         return self.speedup_fail is not None or self.min_efficiency is not None
 
     def __str__(self) -> str:
@@ -30,6 +40,8 @@ class Gate:
             parts.append(f"speedup drop beyond {self.speedup_fail:.0%} and beyond noise fails")
         if self.min_efficiency is not None:
             parts.append(f"efficiency below {self.min_efficiency:.0%} beyond noise fails")
+        if self.min_busbw is not None:
+            parts.append(f"all-reduce busbw below {self.min_busbw:g} GB/s fails")
         return "; ".join(parts) or "none"
 
 
@@ -44,6 +56,7 @@ class Verdict:
     judged: bool  # compared with a baseline, or checked against the minimum efficiency
     failures: tuple[str, ...]  # why this result fails the run
     unpaired: bool = False  # the baseline's speedup came from unpaired rounds (an older cnnbench)
+    explanation: tuple[str, ...] = ()  # where the time went, baseline -> now
 
 
 def _percent(value: float) -> str:
@@ -64,6 +77,8 @@ def verdicts(now: Run, baseline: Run | None, unusable: dict[str, str], gate: Gat
         verdict = _against_baseline(now, result, stats, baseline, unusable, gate.speedup_fail)
         if gate.min_efficiency is not None and result.device_count > 1:
             verdict = _against_minimum(verdict, gate.min_efficiency)
+        if gate.min_busbw is not None and result.gradient is not None:
+            verdict = _against_busbw(verdict, gate.min_busbw)
         out.append(verdict)
     return out
 
@@ -111,6 +126,9 @@ def _against_baseline(
     change = new_speedup.value / old_speedup.value - 1
     change_ci = interval(relative)
     words, failures = _judge(old_speedup.value, new_speedup.value, change, change_ci, threshold)
+    explanation = explain(old, result)
+    if failures and explanation:
+        failures = [f"{failures[0]}: {', '.join(explanation)}"]
     return Verdict(
         result,
         stats,
@@ -121,7 +139,34 @@ def _against_baseline(
         judged=threshold is not None,
         failures=tuple(failures),
         unpaired=not old_speedup.paired,
+        explanation=tuple(explanation),
     )
+
+
+HELD = 0.10  # a figure within 10% of the baseline's, or whose interval holds it, reads "held"
+
+
+def explain(old: Result, new: Result) -> list[str]:
+    """Where a change of speedup came from, baseline -> now: the compute-bound speedup (the
+    local step against the reference), the exposed sync per step, the all-reduce bus bandwidth."""
+    out = []
+    if old.split and new.split:
+        bound = old.split.compute_bound, new.split.compute_bound, new.split.compute_bound_interval
+        out.append(_moved("compute-bound speedup", *bound, "{:.2f}", "x"))
+        ms = 1000
+        interval_ms = new.split.exposed_sync_interval and tuple(v * ms for v in new.split.exposed_sync_interval)
+        sync = old.split.exposed_sync * ms, new.split.exposed_sync * ms, interval_ms
+        out.append(_moved("exposed sync", *sync, "{:.1f}", " ms per step"))
+    if old.gradient and new.gradient:
+        out.append(_moved("all-reduce busbw", old.gradient.busbw, new.gradient.busbw, None, "{:.2f}", " GB/s"))
+    return out
+
+
+def _moved(what: str, old: float, new: float, new_interval: tuple[float, float] | None, number: str, unit: str) -> str:
+    within = new_interval is not None and new_interval[0] <= old <= new_interval[1]
+    if within or abs(new - old) <= HELD * abs(old):
+        return f"{what} held at {number.format(new)}{unit}"
+    return f"{what} {'grew' if new > old else 'fell'} from {number.format(old)} to {number.format(new)}{unit}"
 
 
 def _judge(
@@ -156,6 +201,18 @@ def _against_minimum(verdict: Verdict, minimum: float) -> Verdict:
     return replace(verdict, verdict=f"{verdict.verdict}; efficiency too low", judged=True, failures=failures)
 
 
+def _against_busbw(verdict: Verdict, minimum: float) -> Verdict:
+    gradient = verdict.result.gradient
+    assert gradient is not None
+    if gradient.busbw >= minimum:
+        return replace(verdict, judged=True)
+    why = (
+        f"all-reduce busbw {gradient.busbw:.2f} GB/s (the whole gradient, {gradient.bytes / 1e6:.1f} MB over "
+        f"{gradient.ranks} ranks) is below the minimum {minimum:g} GB/s"
+    )
+    return replace(verdict, verdict=f"{verdict.verdict}; busbw too low", judged=True, failures=(*verdict.failures, why))
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The gate's result over the whole run."""
@@ -163,6 +220,9 @@ class Outcome:
     failed: bool
     line: str  # one line for people, the last thing the summary prints
     failures: tuple[tuple[str, str], ...]  # (test name, why), for the regression list
+
+
+GATE_OPTIONS = "--cnnbench-speedup-fail, --cnnbench-min-efficiency, --cnnbench-min-busbw"
 
 
 def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outcome:
@@ -174,7 +234,7 @@ def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outco
     skipped = [v for v in verdicts if not v.judged]
     example = f"{short_name(skipped[0].result.name)}: {skipped[0].verdict}" if skipped else "no result has a speedup"
     if not gate.set:
-        return Outcome(False, "cnnbench: no gate set (--cnnbench-speedup-fail, --cnnbench-min-efficiency)", ())
+        return Outcome(False, f"cnnbench: no gate set ({GATE_OPTIONS})", ())
     if failures:
         name, why = failures[0]
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
@@ -184,7 +244,7 @@ def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outco
     if gate.speedup_fail is not None and baseline_loaded and not any(v.change is not None for v in verdicts):
         return Outcome(True, f"cnnbench: gate FAILED: no speedup was compared with the baseline ({example})", ())
     if not judged:
-        if gate.min_efficiency is None and not baseline_loaded:
+        if gate.min_efficiency is None and gate.min_busbw is None and not baseline_loaded:
             return Outcome(False, "cnnbench: gate passed: no baseline yet, so no speedup was judged", ())
         return Outcome(True, f"cnnbench: gate FAILED: it judged nothing ({example})", ())
     line = f"cnnbench: gate passed: {len(judged)} result(s) judged"

@@ -31,6 +31,7 @@ class Settings:
     timeout: float
     speedup_fail: float | None = None
     min_efficiency: float | None = None
+    min_busbw: float | None = None
     compare_any_hardware: bool = False
     report: Path | None = None
     plot: Path | None = None
@@ -42,7 +43,7 @@ class Settings:
 
     @property
     def gate(self) -> Gate:
-        return Gate(self.speedup_fail, self.min_efficiency)
+        return Gate(self.speedup_fail, self.min_efficiency, self.min_busbw)
 
     @classmethod
     def from_values(cls, values: dict[str, str | None], where: dict[str, str] | None = None) -> Settings:
@@ -63,7 +64,7 @@ class Settings:
                     f"--cnnbench-batch-size: a global batch of {self.batch_size} cannot be split "
                     f"over the {len(devices)} devices of {devices}; valid: at least {len(devices)}"
                 )
-        if self.gate.set and self.rounds < MIN_ROUNDS:
+        if self.gate.judges_speedup and self.rounds < MIN_ROUNDS:
             raise OptionError(
                 f"--cnnbench-rounds: {self.rounds} rounds cannot be judged by the gate; valid: at least {MIN_ROUNDS}"
             )

@@ -13,6 +13,7 @@ whole life, so no round pays for a new connection or thread.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -32,6 +33,7 @@ from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 from cnnbench.cases import Case
 from cnnbench.devices import DEVICE_KINDS
 from cnnbench.models import model_module
+from cnnbench.results import AllReduce
 from cnnbench.wrappers import wrapper_module
 
 HOST = "127.0.0.1"
@@ -52,49 +54,41 @@ class WorkerGroup:
         self.timeout = case.timeout
         self.losses: list[float] = []  # per rank, at the end of the last round
         self.failed = False  # a rank failed, died or hung: the group is of no further use
-        self._round = 0
+        self._sent = 0  # commands sent to the ranks
         self._busy = True  # until every rank is ready, and during rounds
-        self._log_dir = tempfile.mkdtemp(prefix="cnnbench-")
-        self._store = _loopback_store(self.timeout)
-        self._control = dist.PrefixStore("ctl", self._store)
-        self.port = self._store.port  # chosen by the OS
-        self._waiter = _Waiter(self.port, self._store)
-        env = {
-            "WORLD_SIZE": str(self.processes),
-            "MASTER_ADDR": HOST,
-            "MASTER_PORT": str(self.port),
-            "PYTHONPATH": os.pathsep.join(sys.path),  # ranks import the model's module as this process does
-            "CNNBENCH_CONTROLLER_PID": str(os.getpid()),
-        }
-        kind = DEVICE_KINDS[case.devices.kind]
-        if kind.socket_env not in os.environ:  # a one-machine group talks over loopback only
-            env[kind.socket_env] = LOOPBACK
-        if kind.pinned:
-            env["OMP_NUM_THREADS"] = str(case.threads_per_device)
-        handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-        argv = ("-m", "cnnbench.worker", case.to_json(), model_module(case.model), wrapper_module(case.wrapper))
         # Ctrl-C or SIGTERM while ranks are being started would leave the ones already started out of
-        # reach: such a signal waits until every rank is started and the group can be torn down.
+        # reach: such a signal waits until every rank is started and the group can be torn down. The
+        # threads started meanwhile (the store's, the waiter) keep it blocked for good: stop signals
+        # are the main thread's to take.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        self._log_dir = tempfile.mkdtemp(prefix="cnnbench-")
+        self._waiter: _Waiter | None = None
         try:
+            self._store = _loopback_store(self.timeout)
+            self._control = dist.PrefixStore("ctl", self._store)
+            self.port = self._store.port  # chosen by the OS
+            self._waiter = _Waiter(self.port, self._store)
+            env = {**_environment(case), "MASTER_ADDR": HOST, "MASTER_PORT": str(self.port)}
             try:
                 self._procs = start_processes(
                     name="cnnbench",
                     entrypoint=sys.executable,
-                    args=dict.fromkeys(range(self.processes), argv),
+                    args=dict.fromkeys(range(self.processes), _argv(case)),
                     envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)},
                     logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
                 )
             finally:
                 _restore(handlers)  # pytest's own Ctrl-C handling, before a held signal is delivered
         except BaseException:
-            self._waiter.close()
+            if self._waiter is not None:
+                self._waiter.close()
             shutil.rmtree(self._log_dir, ignore_errors=True)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             raise
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal held meanwhile arrives here
-            self.device_names = [value.decode() for value in self._await("ready")]
+            self.device_names: list[str] = [name for value in self._await("ready") for name in json.loads(value)]
         except BaseException:
             self.close()
             raise
@@ -102,17 +96,30 @@ class WorkerGroup:
 
     def run_round(self) -> None:
         """One timed round: every rank runs ``case.steps`` steps; returns when the slowest is done."""
-        self._round += 1
+        self.losses = [float(value) for value in self._command("run")]
+
+    def all_reduce(self) -> tuple[AllReduce, ...]:
+        """All-reduce timings at the wrapper's gradient bucket sizes, on the group's own process
+        group: per size, the slowest rank's median. Empty for a wrapper without buckets."""
+        if self.processes < 2:
+            return ()
+        per_rank = [json.loads(value) for value in self._command("all_reduce")]
+        return tuple(AllReduce(int(size), max(r[size] for r in per_rank), self.processes) for size in per_rank[0])
+
+    def _command(self, command: str) -> list[bytes]:
+        """Every rank's answer to one command."""
+        self._sent += 1
         self._busy = True
-        go = f"go/{self._round}"
-        self.losses = [float(v) for v in self._await(f"done/{self._round}", lambda: self._control.set(go, "run"))]
+        go = f"go/{self._sent}"
+        answers = self._await(f"done/{self._sent}", lambda: self._control.set(go, command))
         self._busy = False
+        return answers
 
     def close(self) -> None:
         """Stop the ranks, politely if they are idle, else at once by signal; remove their logs."""
         try:
             if not self._busy:
-                self._control.set(f"go/{self._round + 1}", "stop")
+                self._control.set(f"go/{self._sent + 1}", "stop")
                 self._procs.wait(timeout=10, period=0.05)
         finally:
             self._procs.close()
@@ -198,6 +205,25 @@ class _Waiter:
             finally:
                 self.pending = []
                 self.done.set()
+
+
+def _argv(case: Case) -> tuple[str, ...]:
+    return ("-m", "cnnbench.worker", case.to_json(), model_module(case.model), wrapper_module(case.wrapper))
+
+
+def _environment(case: Case) -> dict[str, str]:
+    """What every rank of ``case``'s group gets besides its rank (the store's port comes with it)."""
+    env = {
+        "WORLD_SIZE": str(case.processes),
+        "PYTHONPATH": os.pathsep.join(sys.path),  # ranks import the model's module as this process does
+        "CNNBENCH_CONTROLLER_PID": str(os.getpid()),
+    }
+    kind = DEVICE_KINDS[case.devices.kind]
+    if kind.socket_env not in os.environ:  # a one-machine group talks over loopback only
+        env[kind.socket_env] = LOOPBACK
+    if kind.pinned:
+        env["OMP_NUM_THREADS"] = str(case.threads_per_device)
+    return env
 
 
 def _loopback_store(timeout: float) -> dist.TCPStore:

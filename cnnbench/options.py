@@ -101,6 +101,17 @@ def _share(text: str) -> float:
     return value
 
 
+def _gbps(text: str) -> float:
+    """``25`` or ``25GB/s``: gigabytes (1e9 bytes) per second."""
+    try:
+        value = float(text.strip().removesuffix("GB/s"))
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ValueError(f"got {text!r}; valid: a bandwidth in GB/s greater than 0, e.g. 25 or 25GB/s")
+    return value
+
+
 def _path(text: str) -> Path:
     if not text.strip():
         raise ValueError("empty; valid: a file path")
@@ -188,6 +199,13 @@ OPTIONS = [
         "min-efficiency",
         _share,
         "fail when a multi-device efficiency (speedup / devices) is below this, beyond noise, e.g. 0.8",
+        unset="no minimum",
+    ),
+    Option(
+        "min-busbw",
+        _gbps,
+        "fail when a multi-rank ddp result's all-reduce bus bandwidth (the whole gradient, as nccl-tests "
+        "reports busbw) is below this many GB/s, e.g. 25",
         unset="no minimum",
     ),
     Option(

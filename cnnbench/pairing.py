@@ -1,11 +1,13 @@
-"""Paired rounds: a configuration's timed rounds alternate with its reference's.
+"""Paired rounds: a configuration's timed rounds alternate with its reference's and local steps'.
 
 Every configuration but the reference itself is paired, the one-device ``ddp`` (wrapper
-overhead) included. Both worker groups stay up for the whole configuration, and before each of
-its rounds one round of the reference runs (pytest-benchmark's ``setup``, outside its timed
-call). Whatever slows the machine for a while then slows both sides of a pair alike. Reference
-groups are kept warm in a pool while their model config runs, and serve the reference's own
-benchmark too.
+overhead) included. Its worker groups stay up for the whole configuration, and before each of
+its rounds one round of the reference runs, then one of the local step on each distinct device
+of the set (``Case.local``: the step alone at that device's share of the batch; where it is the
+reference itself, the reference's round serves). All of it runs in pytest-benchmark's ``setup``,
+outside its timed call: whatever slows the machine for a while slows every side of a pair alike.
+Reference and local groups are kept warm in a pool while their model config runs, and serve
+the reference's own benchmark too.
 """
 
 from __future__ import annotations
@@ -14,22 +16,25 @@ from collections.abc import Callable
 
 from cnnbench.cases import Case
 from cnnbench.group import WorkerGroup
+from cnnbench.results import AllReduce, LocalRounds
 
 
 class References:
-    """Reference worker groups by case id: started on first use, replaced if one failed, and
-    closed once a case of another model config asks (cases run model config by model config)."""
+    """Reference and local-step groups by case id, for the configurations of one model config:
+    started on first use, replaced if one failed, and closed once a configuration of another model
+    config asks (configurations run model config by model config)."""
 
     def __init__(self) -> None:
-        self._groups: dict[str, tuple[Case, WorkerGroup]] = {}
+        self._groups: dict[str, tuple[str, WorkerGroup]] = {}
 
-    def group(self, case: Case) -> WorkerGroup:
-        for id_, (other, group) in list(self._groups.items()):
-            if other.model_config != case.model_config or group.failed:
+    def group(self, case: Case, model_config: str) -> WorkerGroup:
+        """The group of ``case``, for a configuration of ``model_config``."""
+        for id_, (owner, group) in list(self._groups.items()):
+            if owner != model_config or group.failed:
                 del self._groups[id_]
                 group.close()
         if case.id not in self._groups:
-            self._groups[case.id] = (case, WorkerGroup(case))
+            self._groups[case.id] = (model_config, WorkerGroup(case))
         return self._groups[case.id][1]
 
     def close(self) -> None:
@@ -39,28 +44,91 @@ class References:
 
 
 class Pair:
-    """A configuration's group and, unless it is the reference itself, its reference's group.
+    """A configuration's group and, unless it is the reference itself, its reference's group and
+    its local steps' groups.
 
-    ``before_round`` runs and times one reference round; ``run_round`` is the configuration's
-    round, which pytest-benchmark times. Both are timed with ``timer``: pytest-benchmark's own.
+    ``before_round`` runs and times one reference round and one round of each local step;
+    ``run_round`` is the configuration's round, which pytest-benchmark times. All are timed with
+    ``timer``: pytest-benchmark's own.
     """
 
-    def __init__(self, group: WorkerGroup, reference: WorkerGroup | None, timer: Callable[[], float]):
+    def __init__(
+        self,
+        group: WorkerGroup,
+        reference: WorkerGroup | None,
+        timer: Callable[[], float],
+        local: dict[int, tuple[Case, WorkerGroup]] | None = None,
+    ):
         self.group = group
         self.reference = reference
         self.timer = timer
+        self.local = local or {}  # the local step on each distinct device, by the device's place in the set
         self.reference_seconds: list[float] = []
+        self._local_seconds: dict[int, list[float]] = {index: [] for index in self.local}
+
+    @classmethod
+    def start(cls, case: Case, references: References, timer: Callable[[], float]) -> Pair:
+        """Start ``case``'s groups, or take them warm from ``references``."""
+        reference = case.reference
+        if reference is None:
+            return cls(references.group(case, case.model_config), None, timer)
+        reference_group = references.group(reference, case.model_config)  # first: if it fails, nothing is left
+        group = WorkerGroup(case)
+        try:
+            local = {}
+            for index in distinct(group.device_names):
+                step = case.local(index)
+                local[index] = step, reference_group if step == reference else references.group(step, case.model_config)
+        except BaseException:
+            group.close()
+            raise
+        return cls(group, reference_group, timer, local)
 
     def before_round(self) -> None:
-        if self.reference is not None:
-            start = self.timer()
-            self.reference.run_round()
-            self.reference_seconds.append(self.timer() - start)
+        if self.reference is None:
+            return
+        self.reference_seconds.append(self._time(self.reference))
+        for index, (_, group) in self.local.items():
+            seconds = self.reference_seconds[-1] if group is self.reference else self._time(group)
+            self._local_seconds[index].append(seconds)
 
     def run_round(self) -> None:
         self.group.run_round()
 
+    def _time(self, group: WorkerGroup) -> float:
+        start = self.timer()
+        group.run_round()
+        return self.timer() - start
+
+    def local_rounds(self, rounds: int) -> tuple[LocalRounds, ...]:
+        """Each local step's first ``rounds`` rounds (``--benchmark-cprofile`` runs one more)."""
+        names = self.group.device_names
+        return tuple(
+            LocalRounds(
+                device=str(case.devices),
+                devices=names.count(names[index]),
+                images_per_round=case.global_batch * case.steps,
+                seconds=tuple(self._local_seconds[index][:rounds]),
+            )
+            for index, (case, _) in self.local.items()
+        )
+
+    def all_reduce(self) -> tuple[AllReduce, ...]:
+        """After the timed rounds: the configuration's all-reduce timings (empty without buckets)."""
+        return self.group.all_reduce() if self.reference is not None else ()
+
+    def close(self) -> None:
+        """Close the configuration's own group; reference and local groups stay in the pool."""
+        if self.reference is not None:
+            self.group.close()
+
     @property
     def losses(self) -> list[float]:
-        """Every rank's loss at the end of the last round, the reference's included."""
-        return self.group.losses + (self.reference.losses if self.reference else [])
+        """Every rank's loss at the end of the last round, the reference's and local steps' included."""
+        others = [self.reference, *(group for _, group in self.local.values())] if self.reference else []
+        return self.group.losses + [loss for group in others for loss in group.losses]
+
+
+def distinct(names: list[str]) -> list[int]:
+    """The index of the first device of each name: devices that report the same name are alike."""
+    return [i for i, name in enumerate(names) if name not in names[:i]]

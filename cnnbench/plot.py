@@ -1,4 +1,5 @@
-"""``--cnnbench-plot``: speedup against the number of devices, per wrapper, now and at the baseline."""
+"""``--cnnbench-plot``: speedup against the number of devices, per wrapper, now and at the baseline,
+with the compute-bound speedup above it (communication free): the gap between them is the sync."""
 
 from __future__ import annotations
 
@@ -43,10 +44,13 @@ def plot(report: Report, path: Path) -> None:
             low = [p[1].speedup - (p[1].interval or (p[1].speedup,) * 2)[0] for p in points]
             high = [(p[1].interval or (p[1].speedup,) * 2)[1] - p[1].speedup for p in points]
             line = axes.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=f"{wrapper} now (95% CI)")
+            color = line.lines[0].get_color()
             old = [(p[0], p[2].baseline) for p in points if p[2] is not None and p[2].baseline is not None]
             if old:
-                color = line.lines[0].get_color()
                 axes.plot(*zip(*old, strict=True), "s--", color=color, alpha=0.6, label=f"{wrapper} baseline")
+            bound = sorted((r.device_count, r.split.compute_bound) for r in results if r.wrapper == wrapper and r.split)
+            if bound:
+                axes.plot(*zip(*bound, strict=True), "^:", color=color, alpha=0.8, label=f"{wrapper} compute-bound")
         axes.set(title=config.name, xlabel="devices", ylabel="speedup over one device", xticks=range(1, most + 1))
         axes.grid(alpha=0.3)
         axes.legend()

@@ -201,32 +201,28 @@ def cnnbench_references() -> Iterator[References]:
 def cnnbench_group(
     cnnbench_case: Case, cnnbench_references: References, benchmark, request: pytest.FixtureRequest
 ) -> Iterator[Pair]:
-    """The case's worker group, paired with its reference's, started and warmed up before the
-    benchmark; the case's own group is closed after it. Records the result."""
-    from cnnbench.group import WorkerGroup
+    """The case's worker group, paired with its reference's and its local steps', started and
+    warmed up before the benchmark; the case's own group is closed after it. Records the result,
+    with the all-reduce timings taken on the group after its rounds."""
     from cnnbench.pairing import Pair
 
     benchmark.group = cnnbench_case.model_config
     timer = benchmark._timer  # pytest-benchmark's clock for the timed rounds (--benchmark-timer)
     try:
-        reference = cnnbench_case.reference
-        if reference is None:
-            pair = Pair(cnnbench_references.group(cnnbench_case), None, timer)
-        else:  # the reference first: if it cannot start, no group of this case is left behind
-            reference_group = cnnbench_references.group(reference)
-            pair = Pair(WorkerGroup(cnnbench_case), reference_group, timer)
+        pair = Pair.start(cnnbench_case, cnnbench_references, timer)
     except BaseException:
         benchmark.skipped = True  # it never ran: no "fixture was not used" warning on top of the error
         raise
     try:
         yield pair
+        stats = benchmark.stats
+        if stats and len(stats.stats.data) == cnnbench_case.rounds:
+            all_reduce = pair.all_reduce()
+            session = request.config.stash[SESSION]
+            info = session.record(benchmark.fullname, cnnbench_case, stats.stats.data, pair, all_reduce)
+            benchmark.extra_info.update(info)
     finally:
-        if pair.reference is not None:
-            pair.group.close()
-    stats = benchmark.stats
-    if stats and len(stats.stats.data) == cnnbench_case.rounds:
-        session = request.config.stash[SESSION]
-        benchmark.extra_info.update(session.record(benchmark.fullname, cnnbench_case, stats.stats.data, pair))
+        pair.close()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

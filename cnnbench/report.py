@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnbench.compare import Gate, Outcome, Verdict, short_name
+from cnnbench.compare import GATE_OPTIONS, Gate, Outcome, Verdict, short_name
 from cnnbench.options import PROFILES
 from cnnbench.results import Run
 
@@ -69,6 +69,56 @@ def tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
     return out
 
 
+def split_tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
+    """Per model config, where each result's time went: the compute-bound speedup (the local step
+    on its devices against the reference: communication free), the sync exposed beyond it per
+    step and its share of the step, and the whole gradient's all-reduce bus bandwidth."""
+    mixed = any(r.split and r.split.ideal_capacity is not None for r in report.run.results.values())
+    header = ("wrapper", "devices", "compute-bound", "95% CI", "exposed sync", "95% CI", "of step")
+    header += ("ideal capacity",) * mixed + ("busbw",)
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for config in report.run.configs.values():
+        rows = [header]
+        for result in config.results.values():
+            split, gradient = result.split, result.gradient
+            if split is None:
+                continue
+            ms = 1000
+            exposed_ci = split.exposed_sync_interval and tuple(v * ms for v in split.exposed_sync_interval)
+            row = (
+                result.wrapper,
+                result.device_set,
+                _times(split.compute_bound),
+                _range(split.compute_bound_interval, ".2f"),
+                f"{split.exposed_sync * ms:.1f} ms",
+                _range(exposed_ci, ".1f"),
+                f"{split.sync_share:.0%}",
+            )
+            row += (_times(split.ideal_capacity) if split.ideal_capacity is not None else "-",) * mixed
+            rows.append((*row, "-" if gradient is None else f"{gradient.busbw:.2f} GB/s"))
+        if len(rows) > 1:
+            out[config.name] = rows
+    return out
+
+
+def bandwidth_rows(report: Report) -> list[tuple[str, ...]]:
+    """Every timed all-reduce bucket: nccl-tests' algbw and busbw."""
+    rows = [("wrapper", "devices", "bytes", "time", "algbw", "busbw")]
+    for result in report.run.results.values():
+        for bucket in result.all_reduce:
+            rows.append(
+                (
+                    result.wrapper,
+                    result.device_set,
+                    f"{bucket.bytes}",
+                    f"{bucket.seconds * 1e3:.3f} ms",
+                    f"{bucket.algbw:.2f} GB/s",
+                    f"{bucket.busbw:.2f} GB/s",
+                )
+            )
+    return rows if len(rows) > 1 else []
+
+
 def implausible(report: Report) -> list[str]:
     """Speedups above the device count beyond noise: the reference was probably disturbed."""
     lines = []
@@ -98,6 +148,11 @@ def _context(report: Report) -> list[str]:
         lines.append(f"gate: {report.gate}")
     if report.baseline:
         lines += [f"environment changed: {c}" for c in report.changes] or ["environment: unchanged since the baseline"]
+    lines += [
+        f"since the baseline, {v.result.wrapper} {v.result.device_set}: {'; '.join(v.explanation)}"
+        for v in report.verdicts.values()
+        if v.explanation
+    ]
     not_judged = [v for v in report.verdicts.values() if report.gate.set and not v.judged]
     lines += [f"not judged: {short_name(v.result.name)}: {v.verdict}" for v in not_judged]
     env = report.environment
@@ -111,14 +166,30 @@ def text(report: Report) -> list[str]:
     """The terminal summary: aligned tables, names left and numbers right, the context, then the
     failed checks and the gate's result, where the eye lands."""
     lines = []
+    splits = split_tables(report)
     for config, rows in tables(report).items():
-        lines.append(config)
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            cells = [c.ljust(w) if i in WORDS else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
-            lines.append(("  " + "  ".join(cells)).rstrip())
+        lines += [config, *_aligned(rows)]
+        if config in splits:
+            lines += ["  where the time went (per step; local step alone on its devices vs the rest):"]
+            lines += _aligned(splits[config])
     failed = [f"FAILED {short_name(name)}: {why}" for name, why in report.outcome.failures]
     return lines + _context(report) + failed + [report.outcome.line]
+
+
+def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """Names left, numbers right, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [c.ljust(w) if i in WORDS else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append(("  " + "  ".join(cells)).rstrip())
+    return lines
+
+
+def _markdown_table(rows: list[tuple[str, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(rows[0]) + " |"]
+    lines.append("|" + "|".join("---" if i in WORDS else "---:" for i in range(len(rows[0]))) + "|")
+    return lines + ["| " + " | ".join(row) + " |" for row in rows[1:]] + [""]
 
 
 def markdown(report: Report) -> str:
@@ -133,15 +204,17 @@ def markdown(report: Report) -> str:
         lines.append(
             "**Passed**"
             if report.gate.set
-            else "No gate was set (`--cnnbench-speedup-fail`, `--cnnbench-min-efficiency`)."
+            else f"No gate was set ({', '.join(f'`{o}`' for o in GATE_OPTIONS.split(', '))})."
         )
     lines.append("")
+    splits = split_tables(report)
     for config, rows in tables(report).items():
-        lines += [f"## {config}", ""]
-        lines.append("| " + " | ".join(rows[0]) + " |")
-        lines.append("|" + "|".join("---" if i in WORDS else "---:" for i in range(len(rows[0]))) + "|")
-        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-        lines.append("")
+        lines += [f"## {config}", "", *_markdown_table(rows)]
+        if config in splits:
+            lines += ["Where the time went, per step (the local step alone on its devices, against the rest):", ""]
+            lines += _markdown_table(splits[config])
+    if buckets := bandwidth_rows(report):
+        lines += ["## All-reduce at DDP's bucket sizes", "", *_markdown_table(buckets)]
     lines += ["## Run", ""] + [f"- {line}" for line in [*_context(report), report.outcome.line]]
     return "\n".join(lines) + "\n"
 

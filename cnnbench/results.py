@@ -7,6 +7,11 @@ it. The speedup is the median pair ratio; its interval, the 2.5th to 97.5th perc
 median over 2000 bootstrap draws of the pairs (seeded: the same data always give the same
 interval). A result saved before pairing is measured against its model config's reference result
 in the same run, each run's rounds resampled on their own.
+
+Where the time of a multi-device round goes comes from the same pairs: the local step (the
+reference wrapper alone on one device of the set, at that device's share of the batch) runs
+beside the reference before each round, so each pair also gives what the set could reach if
+communication were free, and the time the step spent beyond it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import random
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import ClassVar, Protocol
 
 DRAWS = 2000
@@ -25,6 +31,47 @@ MIN_ROUNDS = 3  # one round gives an interval of zero width, two one far narrowe
 
 class Unusable(ValueError):
     """A saved result that cannot be read or judged; the message says why."""
+
+
+@dataclass(frozen=True)
+class LocalRounds:
+    """The local step on one device of a set, one round before each of the set's rounds."""
+
+    device: str  # e.g. cpu:0
+    devices: int  # how many devices of the set it stands for: those that report the same name
+    images_per_round: int
+    seconds: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class AllReduce:
+    """All-reduce of one gradient bucket's size over a group's ranks: the slowest rank's median."""
+
+    bytes: int
+    seconds: float
+    ranks: int
+
+    @property
+    def algbw(self) -> float:
+        """GB/s, as nccl-tests reports it: bytes / time."""
+        return self.bytes / self.seconds / 1e9
+
+    @property
+    def busbw(self) -> float:
+        """GB/s that a link must carry for the ring algorithm, comparable across rank counts."""
+        return self.algbw * 2 * (self.ranks - 1) / self.ranks
+
+
+@dataclass(frozen=True)
+class Split:
+    """Where a round of a result went, per pair: the step alone on its devices against the rest."""
+
+    compute_bound: float  # the speedup the set could reach if communication were free
+    compute_bound_interval: tuple[float, float] | None
+    exposed_sync: float  # seconds per step beyond the slowest local step: sync not hidden, waits, the wrapper's work
+    exposed_sync_interval: tuple[float, float] | None
+    sync_share: float  # of the step
+    ideal_capacity: float | None  # devices that differ: the sum of their throughputs over the reference's
 
 
 @dataclass(frozen=True)
@@ -43,6 +90,9 @@ class Result:
     reference_images_per_round: int = 0
     workload: dict[str, str] = field(default_factory=dict)  # what must match to compare: steps, split, threads
     device_names: tuple[str, ...] = ()
+    steps_per_round: int = 1
+    local: tuple[LocalRounds, ...] = ()  # one per distinct device of the set, paired like the reference
+    all_reduce: tuple[AllReduce, ...] = ()  # per gradient bucket, after the timed rounds (ddp)
 
     @property
     def rounds(self) -> int:
@@ -69,6 +119,43 @@ class Result:
             raise Unusable(f"{self.rounds} rounds but {len(self.reference_seconds)} reference rounds")
         if self.images_per_round <= 0 or (self.paired and self.reference_images_per_round <= 0):
             raise Unusable("no images per round")
+        for local in self.local:
+            if len(local.seconds) != self.rounds or not all(math.isfinite(v) and v > 0 for v in local.seconds):
+                raise Unusable(f"the local step on {local.device} has unusable round times")
+        if not all(b.bytes > 0 and math.isfinite(b.seconds) and b.seconds > 0 and b.ranks > 1 for b in self.all_reduce):
+            raise Unusable("an all-reduce timing is not a positive number")
+
+    @property
+    def gradient(self) -> AllReduce | None:
+        """Every bucket all-reduced one after another: the whole gradient with nothing overlapped."""
+        if not self.all_reduce:
+            return None
+        buckets = self.all_reduce
+        return AllReduce(sum(b.bytes for b in buckets), sum(b.seconds for b in buckets), buckets[0].ranks)
+
+    @cached_property
+    def split(self) -> Split | None:
+        """Where the rounds went, from the pairs; None without a paired local step."""
+        if not (self.paired and self.local):
+            return None
+        pairs = range(self.rounds)
+        slowest = [max(local.seconds[i] for local in self.local) for i in pairs]
+        reference = [self.reference_images_per_round / self.reference_seconds[i] for i in pairs]
+        bound = [self.images_per_round / slowest[i] / reference[i] for i in pairs]
+        exposed = [(self.round_seconds[i] - slowest[i]) / self.steps_per_round for i in pairs]
+        share = [(self.round_seconds[i] - slowest[i]) / self.round_seconds[i] for i in pairs]
+        capacity = None
+        if len(self.local) > 1:
+            throughputs = [sum(d.devices * d.images_per_round / d.seconds[i] for d in self.local) for i in pairs]
+            capacity = statistics.median(t / r for t, r in zip(throughputs, reference, strict=True))
+        return Split(
+            statistics.median(bound),
+            median_interval(bound),
+            statistics.median(exposed),
+            median_interval(exposed),
+            statistics.median(share),
+            capacity,
+        )
 
 
 class Speedup(Protocol):
@@ -137,6 +224,13 @@ def interval(statistic: Callable[[random.Random], float]) -> tuple[float, float]
     draws = sorted(statistic(rng) for _ in range(DRAWS))
     tail = int(DRAWS * (1 - LEVEL) / 2)
     return draws[tail], draws[-tail - 1]
+
+
+def median_interval(values: list[float]) -> tuple[float, float] | None:
+    """The bootstrap interval of the median of per-pair values; None below MIN_ROUNDS."""
+    if len(values) < MIN_ROUNDS:
+        return None
+    return interval(lambda rng: statistics.median(rng.choices(values, k=len(values))))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from cnnbench.cases import Case
 from cnnbench.devices import DEVICE_KINDS
-from cnnbench.results import Result, Run, SpeedupStats, Unusable
+from cnnbench.results import AllReduce, LocalRounds, Result, Run, SpeedupStats, Unusable
 from cnnbench.wrappers import is_reference
 
 
@@ -27,7 +27,13 @@ def _split(batches: list[int]) -> str:
 
 
 def result_of(
-    name: str, case: Case, round_seconds: list[float], reference_seconds: list[float], device_names: list[str]
+    name: str,
+    case: Case,
+    round_seconds: list[float],
+    reference_seconds: list[float],
+    device_names: list[str],
+    local: tuple[LocalRounds, ...] = (),
+    all_reduce: tuple[AllReduce, ...] = (),
 ) -> Result:
     reference = case.reference
     return Result(
@@ -43,6 +49,9 @@ def result_of(
         reference_images_per_round=reference.global_batch * reference.steps if reference else 0,
         workload=workload(case),
         device_names=tuple(device_names),
+        steps_per_round=case.steps,
+        local=local,
+        all_reduce=all_reduce,
     )
 
 
@@ -75,7 +84,39 @@ def extra_info(case: Case, result: Result, stats: SpeedupStats | None) -> dict[s
     }
     if DEVICE_KINDS[case.devices.kind].pinned:
         info["threads_per_rank"] = case.threads_per_device
+    if result.local:
+        info["local_steps"] = [
+            {
+                "device": d.device,
+                "devices": d.devices,
+                "images_per_round": d.images_per_round,
+                "seconds": list(d.seconds),
+            }
+            for d in result.local
+        ]
+    if split := result.split:
+        info["compute_bound_speedup"] = split.compute_bound
+        info["compute_bound_speedup_ci"] = _listed(split.compute_bound_interval)
+        info["exposed_sync_seconds"] = split.exposed_sync  # per step
+        info["exposed_sync_ci"] = _listed(split.exposed_sync_interval)
+        info["exposed_sync_share"] = split.sync_share
+        if split.ideal_capacity is not None:
+            info["ideal_capacity"] = split.ideal_capacity
+    if gradient := result.gradient:
+        info["all_reduce_buckets"] = [
+            _bandwidth(b) for b in result.all_reduce
+        ]  # the seconds: the slowest rank's median
+        info["gradient_all_reduce"] = _bandwidth(gradient)  # every bucket, one after another
     return info
+
+
+def _bandwidth(all_reduce: AllReduce) -> dict[str, Any]:
+    b = all_reduce
+    return {"bytes": b.bytes, "seconds": b.seconds, "ranks": b.ranks, "algbw_gbps": b.algbw, "busbw_gbps": b.busbw}
+
+
+def _listed(bounds: tuple[float, float] | None) -> list[float] | None:
+    return list(bounds) if bounds else None
 
 
 def read_result(bench: dict[str, Any]) -> Result:
@@ -103,6 +144,9 @@ def read_result(bench: dict[str, Any]) -> Result:
             reference_images_per_round=int(info.get("reference_images_per_round") or 0),
             workload=work,
             device_names=tuple(info.get("device_names") or ()),
+            steps_per_round=int(info["steps_per_round"]),
+            local=tuple(_local(d) for d in info.get("local_steps") or ()),
+            all_reduce=tuple(_all_reduce(b) for b in info.get("all_reduce_buckets") or ()),
         )
     except KeyError as error:
         raise Unusable(f"no {error.args[0]!r} in its extra_info") from None
@@ -110,6 +154,15 @@ def read_result(bench: dict[str, Any]) -> Result:
         raise Unusable(f"unreadable extra_info ({error})") from None
     result.check()
     return result
+
+
+def _local(item: dict[str, Any]) -> LocalRounds:
+    seconds = tuple(float(s) for s in item["seconds"])
+    return LocalRounds(_text(item["device"]), int(item["devices"]), int(item["images_per_round"]), seconds)
+
+
+def _all_reduce(item: dict[str, Any]) -> AllReduce:
+    return AllReduce(int(item["bytes"]), float(item["seconds"]), int(item["ranks"]))
 
 
 def _text(value: Any) -> str:

@@ -18,7 +18,7 @@ from cnnbench.options import OptionError
 from cnnbench.pairing import Pair
 from cnnbench.plot import MISSING, matplotlib_missing
 from cnnbench.report import Report, profile_note
-from cnnbench.results import Run
+from cnnbench.results import AllReduce, Run
 from cnnbench.saved import extra_info, read_run, result_of
 
 
@@ -47,10 +47,14 @@ class CnnbenchSession:
             params.append(pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=reason)] if reason else []))
         return params
 
-    def record(self, name: str, case: Case, round_seconds: list[float], pair: Pair) -> dict:
+    def record(
+        self, name: str, case: Case, round_seconds: list[float], pair: Pair, all_reduce: tuple[AllReduce, ...]
+    ) -> dict:
         """Add a finished benchmark to the run; returns its ``extra_info``."""
-        references = pair.reference_seconds[: len(round_seconds)]  # --benchmark-cprofile runs one more
-        result = result_of(name, case, round_seconds, references, pair.group.device_names)
+        rounds = len(round_seconds)
+        references = pair.reference_seconds[:rounds]  # --benchmark-cprofile runs one more
+        local = pair.local_rounds(rounds)
+        result = result_of(name, case, round_seconds, references, pair.group.device_names, local, all_reduce)
         result.check()
         self.run.add(result)
         return extra_info(case, result, self.run.speedup_stats(result))

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import json
 import os
 import signal
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import torch
@@ -29,6 +33,7 @@ from cnnbench.step import TrainingStep, synthetic_batch
 from cnnbench.wrappers import get_wrapper
 
 PR_SET_PDEATHSIG = 1
+ALL_REDUCE_WARMUP, ALL_REDUCE_ITERATIONS = 5, 20  # nccl-tests' defaults
 
 
 def die_with_parent() -> None:
@@ -71,19 +76,41 @@ def main(case_json: str, *modules: str) -> None:
     if case.channels_last:
         model = model.to(memory_format=torch.channels_last)
     images, labels = synthetic_batch(batch, devices[0], case.seed + rank, case.channels_last)
-    step = TrainingStep(wrapper.wrap(model, devices), images, labels, case.precision)
+    wrapped = wrapper.wrap(model, devices)
+    step = TrainingStep(wrapped, images, labels, case.precision)
     step.run(case.warmup)
     kind.synchronize(devices[0])
-    control.set(f"ready/{rank}", kind.describe(devices[0]))
+    control.set(f"ready/{rank}", json.dumps([kind.describe(device) for device in devices]))
 
-    round_ = 1
-    while control.get(f"go/{round_}") == b"run":
+    def run_round() -> str:
         step.run(case.steps)
         kind.synchronize(devices[0])
-        control.set(f"done/{round_}/{rank}", str(step.loss.item()))
-        round_ += 1
+        return str(step.loss.item())
+
+    def all_reduce() -> str:
+        sizes = wrapper.buckets(wrapped) if wrapper.buckets else []
+        return json.dumps({size: all_reduce_seconds(size, devices[0], kind.synchronize) for size in sizes})
+
+    commands: dict[str, Callable[[], str]] = {"run": run_round, "all_reduce": all_reduce}
+    number = 1
+    while (command := control.get(f"go/{number}").decode()) in commands:
+        control.set(f"done/{number}/{rank}", commands[command]())
+        number += 1
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def all_reduce_seconds(size: int, device: torch.device, synchronize: Callable[[torch.device], None]) -> float:
+    """The median time of an all-reduce of ``size`` bytes of fp32, each one waited for on the device."""
+    buffer = torch.ones(max(size // 4, 1), device=device)
+    times = []
+    for i in range(ALL_REDUCE_WARMUP + ALL_REDUCE_ITERATIONS):
+        start = time.perf_counter()
+        dist.all_reduce(buffer)
+        synchronize(device)
+        if i >= ALL_REDUCE_WARMUP:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ class Wrapper:
     is_reference: bool = False  # what speedups are measured against: one device, no wrapper
     split: Callable[[int, int], list[int]] = even_split  # images per device, from the global batch
     split_rule: str = "an even split"  # for people, in a skip reason
+    # the wrapped model's gradient all-reduce buckets, in bytes, timed after the rounds; None: no all-reduce
+    buckets: Callable[[nn.Module], list[int]] | None = None
 
     def fits(self, size: int) -> bool:
         """Whether a set of ``size`` devices is a meaningful configuration for this wrapper."""
@@ -96,6 +98,17 @@ def _distributed(model: nn.Module, devices: list[torch.device]) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids, gradient_as_bucket_view=True, **_NO_BUFFER_SYNC)
 
 
+def _ddp_buckets(model: nn.Module) -> list[int]:
+    """The bucket sizes DDP reduces gradients in, as rebuilt after the first step (1 MiB first,
+    then up to ``bucket_cap_mb``). Read from DDP's logging data, a private API: where it lacks
+    them, the whole gradient as one bucket."""
+    data = getattr(model, "_get_ddp_logging_data", dict)()
+    sizes = data.get("rebuilt_bucket_sizes") or data.get("bucket_sizes")
+    if isinstance(sizes, str) and sizes:
+        return [int(size) for size in sizes.split(",")]
+    return [sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)]
+
+
 register_wrapper(
     Wrapper("single", lambda model, devices: model, process_per_device=False, max_devices=1, is_reference=True)
 )
@@ -110,4 +123,4 @@ register_wrapper(
         split_rule="DataParallel's scatter (chunks of ceil(batch / devices))",
     )
 )
-register_wrapper(Wrapper("ddp", _distributed, process_per_device=True))
+register_wrapper(Wrapper("ddp", _distributed, process_per_device=True, buckets=_ddp_buckets))

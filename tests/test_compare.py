@@ -1,13 +1,14 @@
 """Verdicts against baselines, from saved runs in tests/data (see the README there)."""
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from cnnbench.compare import Gate, outcome, verdicts
-from cnnbench.results import Result, Run, UnpairedSpeedup
+from cnnbench.results import AllReduce, LocalRounds, Result, Run, UnpairedSpeedup
 from cnnbench.saved import read_run
 
 DATA = Path(__file__).parent / "data"
@@ -202,3 +203,50 @@ def test_odd_saved_entries_are_unusable_or_left_out_never_a_crash(damage, why):
         assert unusable == {} and len(baseline.results) == len(benches) - 1
     else:
         assert unusable[odd["fullname"]].startswith(why)
+
+
+def split_result(rounds, local, buckets=()) -> Result:
+    """ddp on two devices against a reference of 1.0 s per round, its local step as given."""
+    base = result("ddp", 2, rounds, [1.0] * len(rounds))
+    return dataclasses.replace(base, local=(LocalRounds("cpu:0", 2, 16, tuple(local)),), all_reduce=tuple(buckets))
+
+
+@pytest.mark.parametrize(
+    ("now", "why"),
+    [
+        (  # a straggler: the ranks wait; alone, a device is as fast as before
+            split_result([0.9, 0.91, 0.89], [0.5, 0.51, 0.49]),
+            "compute-bound speedup held at 2.00x, exposed sync grew from 100.0 to 400.0 ms per step",
+        ),
+        (  # a small per-device batch got slower alone, communication did not
+            split_result([0.9, 0.91, 0.89], [0.8, 0.81, 0.79]),
+            "compute-bound speedup fell from 2.00 to 1.25x, exposed sync held at 100.0 ms per step",
+        ),
+    ],
+)
+def test_a_regression_says_where_the_time_went(now, why):
+    old = split_result([0.6, 0.61, 0.59], [0.5, 0.51, 0.49])
+    (verdict,) = verdicts(Run([now]), Run([old]), {}, Gate(0.1))
+    assert verdict.verdict == "regressed"
+    assert verdict.failures[0].endswith(f"dropped more than 10%: {why}")
+
+
+def test_all_reduce_bandwidth_is_gated_at_a_minimum_and_compared_with_the_baseline():
+    bucket = AllReduce(1_000_000, 0.001, 2)  # 1 GB/s; two ranks: busbw = algbw
+    now = split_result([0.6, 0.61, 0.59], [0.5, 0.51, 0.49], [bucket])
+    (low,) = verdicts(Run([now]), None, {}, Gate(min_busbw=2))
+    assert low.verdict == "no baseline; busbw too low" and low.judged
+    assert low.failures == (
+        "all-reduce busbw 1.00 GB/s (the whole gradient, 1.0 MB over 2 ranks) is below the minimum 2 GB/s",
+    )
+    (fine,) = verdicts(Run([now]), None, {}, Gate(min_busbw=0.5))
+    assert fine.judged and fine.failures == ()
+    old = split_result([0.6, 0.61, 0.59], [0.5, 0.51, 0.49], [AllReduce(1_000_000, 0.0005, 2)])
+    (compared,) = verdicts(Run([now]), Run([old]), {}, Gate(0.1))
+    assert "all-reduce busbw fell from 2.00 to 1.00 GB/s" in compared.explanation
+
+
+def test_a_busbw_gate_with_nothing_to_measure_fails():
+    dp = verdicts(Run([result("dp", 2, [0.6] * 3, [1.0] * 3)]), None, {}, Gate(min_busbw=1))
+    verdict = outcome(dp, Gate(min_busbw=1), baseline_loaded=False)
+    assert verdict.failed and "judged nothing" in verdict.line

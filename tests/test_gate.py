@@ -46,6 +46,12 @@ def storage(suite) -> Path:
     return suite.path / ".benchmarks" / hardware_class(fingerprint(), "cpu") / get_machine_id()
 
 
+def two_devices(path: Path) -> dict:
+    """The extra_info of ddp on cpu:0,1 in a saved run."""
+    benchmarks = json.loads(path.read_text())["benchmarks"]
+    return next(b["extra_info"] for b in benchmarks if b["param"].endswith("-ddp-cpu:0,1"))
+
+
 def no_traceback(result) -> bool:
     return "Traceback" not in result.stdout.str() + result.stderr.str()
 
@@ -86,10 +92,15 @@ def test_save_then_compare_idle_then_with_a_straggler(suite):
     slow.stderr.fnmatch_lines(
         [
             "Performance has regressed:",
-            f"{TWO_DEVICES} - speedup *x -> *x (-*%, 95% CI -*%..-*%) dropped more than {FAIL}",
+            f"{TWO_DEVICES} - speedup *x -> *x (-*%, 95% CI -*%..-*%) dropped more than {FAIL}: "
+            "compute-bound speedup *, exposed sync grew from * to * ms per step",
         ]
     )
     slow.stdout.fnmatch_lines(["  ddp *cpu:0,1 * regressed", "cnnbench: this run regressed, so it was not saved*"])
+    # the straggler is a rank that waits, not a device that computes slower: alone, cpu:0 ran as before
+    (rejected,) = storage(suite).parent.glob("rejected/*.json")
+    bound = [two_devices(path)["compute_bound_speedup"] for path in (saved, rejected)]
+    assert 0.75 < bound[1] / bound[0] < 1.33
     assert no_traceback(slow)
     assert sorted(p.name for p in storage(suite).glob("*.json"))[0] == "0001_base.json"
     assert len(list(storage(suite).glob("*.json"))) == 2  # the regressed run is not the next baseline

@@ -30,6 +30,7 @@ def test_help_lists_every_option_with_its_default(suite):
         "timeout",
         "speedup-fail",
         "min-efficiency",
+        "min-busbw",
         "compare-any-hardware",
         "report",
         "plot",
@@ -49,6 +50,7 @@ def test_help_lists_every_option_with_its_default(suite):
         (["--cnnbench-steps=0"], "ERROR: --cnnbench-steps: got '0'; valid: a whole number >= 1"),
         (["--cnnbench-speedup-fail=20"], "ERROR: --cnnbench-speedup-fail: got '20'; valid: a percentage such as 20%*"),
         (["--cnnbench-min-efficiency=high"], "ERROR: --cnnbench-min-efficiency: got 'high'; valid: *"),
+        (["--cnnbench-min-busbw=0"], "ERROR: --cnnbench-min-busbw: got '0'; valid: a bandwidth in GB/s*"),
         (["--cnnbench-speedup-fail=20%"], "ERROR: cnnbench: --cnnbench-speedup-fail compares with a baseline; *"),
     ],
 )
@@ -114,6 +116,10 @@ def test_a_short_real_run_saves_speedups(suite):
             "  single   cpu:0   * 1.00x  * 100%",
             "  ddp      cpu:0   * *x  *..*  * *%",
             "  ddp      cpu:0,1 * *x  *..*  * *%",
+            "  where the time went *",
+            "  wrapper  devices  compute-bound  * 95% CI  exposed sync  * 95% CI  of step * busbw",
+            "  ddp      cpu:0   * 1.00x  * ms  * *%  * -",
+            "  ddp      cpu:0,1 * *x  *..*  * ms  *..*  * *%  * GB/s",
             "machine: cpu-*x*; torch *",
             "note: the quick profile*",
             "cnnbench: no gate set *",
@@ -161,6 +167,20 @@ def test_a_short_real_run_saves_speedups(suite):
     assert info["efficiency"] == pytest.approx(info["speedup"] / 2)
     low, high = info["speedup_ci"]
     assert low <= info["speedup"] <= high
+    # the local step: single on cpu:0 at 16 images, a round before each of ddp's, beside the reference's
+    (local,) = info["local_steps"]
+    assert (local["device"], local["devices"], local["images_per_round"]) == ("cpu:0", 2, 16)
+    bound = sorted(ref / alone for ref, alone in zip(references, local["seconds"], strict=True))
+    assert info["compute_bound_speedup"] == pytest.approx(bound[1])
+    exposed = sorted(own - alone for own, alone in zip(info["round_seconds"], local["seconds"], strict=True))
+    assert info["exposed_sync_seconds"] == pytest.approx(exposed[1])  # one step per round
+    # all-reduce at DDP's bucket sizes, on the group after its rounds: together, the whole gradient
+    buckets, gradient = info["all_reduce_buckets"], info["gradient_all_reduce"]
+    assert sum(b["bytes"] for b in buckets) == gradient["bytes"] == 392_738 * 4  # the quick model's fp32 parameters
+    for bucket in buckets:  # two ranks: busbw = algbw * 2(n-1)/n = algbw
+        assert bucket["ranks"] == 2 and bucket["busbw_gbps"] == pytest.approx(bucket["algbw_gbps"])
+        assert bucket["algbw_gbps"] > 0
+    assert "all_reduce_buckets" not in saved["googlenet_cifar_small-bs32-fp32-ddp-cpu:0"]["extra_info"]
 
 
 def test_timing_under_xdist_is_refused(suite):

@@ -1,12 +1,22 @@
 """Speedup arithmetic, batch splits and the typed result, with no processes or timing involved."""
 
 import dataclasses
+import json
 
 import pytest
 
 from cnnbench.cases import Case
 from cnnbench.devices import parse_device_set
-from cnnbench.results import MIN_ROUNDS, PairedSpeedup, Run, UnpairedSpeedup, Unusable, interval
+from cnnbench.results import (
+    MIN_ROUNDS,
+    AllReduce,
+    LocalRounds,
+    PairedSpeedup,
+    Run,
+    UnpairedSpeedup,
+    Unusable,
+    interval,
+)
 from cnnbench.saved import extra_info, read_result, result_of
 from cnnbench.wrappers import chunk_split, even_split
 
@@ -129,3 +139,90 @@ def test_a_result_checks_its_rounds(change, why):
 def test_a_saved_entry_without_extra_info_is_unusable():
     with pytest.raises(Unusable, match="no 'devices' in its extra_info"):
         read_result({"fullname": "x", "extra_info": {}})
+
+
+def test_the_local_step_is_the_reference_wrapper_alone_on_one_device_at_its_share():
+    strong = make_case("ddp", "cpu:0,1,2", global_batch=128)
+    assert [strong.local(i).global_batch for i in range(3)] == [43, 43, 42]
+    assert str(strong.local(2).devices) == "cpu:2" and strong.local(2).wrapper == "single"
+    weak = make_case("ddp", "cpu:0,1", global_batch=64, scaling="weak")
+    assert weak.local(0) == weak.reference  # under weak scaling the reference already is the local step
+    one = make_case("ddp", "cpu:0")
+    assert one.local(0) == one.reference
+
+
+def paced(rounds, reference, local_rounds, case=None, steps=20):
+    """A result whose reference and local step took the given seconds per round."""
+    case = case or make_case("ddp", "cpu:0,1", steps=steps)
+    return result_of("t", case, rounds, reference, [], tuple(local_rounds))
+
+
+def test_split_of_a_round_into_compute_bound_speedup_and_exposed_sync():
+    # one device: 2.0 s per round on 128 images; alone on 64 images: 1.1 s; the pair of ranks: 1.5 s
+    local = LocalRounds("cpu:0", 2, 64 * 20, (1.1,) * 5)
+    split = paced([1.5] * 5, [2.0] * 5, [local]).split
+    assert split.compute_bound == pytest.approx(2.0 / 1.1)
+    assert split.exposed_sync == pytest.approx(0.4 / 20)  # per step
+    assert split.sync_share == pytest.approx(0.4 / 1.5)
+    assert split.ideal_capacity is None  # alike devices: the compute-bound speedup is the ideal
+    low, high = split.compute_bound_interval
+    assert low == pytest.approx(high)  # no spread, no width
+
+
+def test_the_slowest_distinct_device_bounds_an_even_split_and_capacity_counts_every_device():
+    # reference 1.0 s on 128 images; three devices: two fast (0.4 s on 43 images) and one slow (0.8 s on 42)
+    fast = LocalRounds("cuda:0", 2, 43 * 20, (0.4,) * 3)
+    slow = LocalRounds("cuda:2", 1, 42 * 20, (0.8,) * 3)
+    split = paced([0.9] * 3, [1.0] * 3, [fast, slow], make_case("ddp", "cuda:0,1,2")).split
+    assert split.compute_bound == pytest.approx(1.0 / 0.8)  # what an even split can reach: the slow one's pace
+    capacity = (2 * 43 / 0.4 + 42 / 0.8) / 128
+    assert split.ideal_capacity == pytest.approx(capacity)
+    assert split.exposed_sync == pytest.approx(0.1 / 20)
+
+
+def test_all_reduce_bandwidth_follows_nccl_tests():
+    bucket = AllReduce(bytes=100_000_000, seconds=0.01, ranks=4)
+    assert bucket.algbw == pytest.approx(10.0)  # GB/s: bytes / time
+    assert bucket.busbw == pytest.approx(10.0 * 2 * 3 / 4)  # the ring's 2(n-1)/n
+    two = result_of("t", make_case("ddp", "cpu:0,1"), [1.0] * 3, [1.0] * 3, [], (), (bucket, AllReduce(50, 1e-6, 4)))
+    assert two.gradient == AllReduce(100_000_050, 0.010001, 4)
+
+
+def test_the_split_and_all_reduce_survive_a_save_and_a_read():
+    case = make_case("ddp", "cpu:0,1")
+    local = LocalRounds("cpu:0", 2, 64 * 20, (1.1, 1.2, 1.0))
+    bucket = AllReduce(1_059_368, 0.0013, 2)
+    result = result_of("t", case, [1.5, 1.6, 1.4], [2.0, 2.1, 1.9], ["CPU", "CPU"], (local,), (bucket,))
+    info = extra_info(case, result, Run([result]).speedup_stats(result))
+    assert info["compute_bound_speedup"] == pytest.approx(result.split.compute_bound)
+    assert info["exposed_sync_seconds"] == pytest.approx(result.split.exposed_sync)
+    assert info["gradient_all_reduce"]["busbw_gbps"] == pytest.approx(1_059_368 / 0.0013 / 1e9)
+    again = read_result({"fullname": "t", "extra_info": json.loads(json.dumps(info))})
+    assert again == result and again.split == result.split
+
+
+def test_a_result_saved_without_a_local_step_has_no_split():
+    result = result_of("t", make_case("ddp", "cpu:0,1"), [1.5] * 3, [2.0] * 3, [])
+    assert result.split is None and result.gradient is None
+
+
+@pytest.mark.parametrize(
+    "local, bucket, why",
+    [
+        (LocalRounds("cpu:0", 2, 64, (1.0, 1.0)), None, "the local step on cpu:0 has unusable round times"),
+        (LocalRounds("cpu:0", 2, 64, (1.0, -1.0, 1.0)), None, "the local step on cpu:0 has unusable round times"),
+        (None, AllReduce(1000, float("nan"), 2), "an all-reduce timing is not a positive number"),
+    ],
+)
+def test_damaged_local_or_all_reduce_figures_are_unusable(local, bucket, why):
+    result = result_of(
+        "t",
+        make_case("ddp", "cpu:0,1"),
+        [1.5] * 3,
+        [2.0] * 3,
+        [],
+        (local,) if local else (),
+        (bucket,) if bucket else (),
+    )
+    with pytest.raises(Unusable, match=why):
+        result.check()
