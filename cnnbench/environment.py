@@ -1,8 +1,9 @@
 """What a result depends on besides the code: library versions, driver, GPUs, interconnect, CPU.
 
 The fingerprint is saved in ``machine_info["cnnbench"]``; its hardware class (GPU models and
-count, or CPU model and cores) keys the baseline storage. GPU facts come from ``nvidia-smi``, so
-the pytest process never initializes CUDA; without GPUs their keys are empty or null.
+count, or CPU model and cores) keys the baseline storage. GPU facts come from NVML where pynvml is
+installed (``cnnbench.nvml``), else from ``nvidia-smi``; either way the pytest process never
+initializes CUDA. Without GPUs their keys are empty or null.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 import torchvision
 
+from cnnbench import nvml
 from cnnbench.devices import DEVICE_KINDS, usable_cores
 
 GPU_FIELDS = ("index", "name", "memory.total", "compute_cap", "uuid", "driver_version")
@@ -132,7 +134,13 @@ def _nccl() -> str | None:
 
 def fingerprint() -> dict[str, Any]:
     """The environment of this machine, as saved with every run."""
-    gpus, driver = _gpus()
+    reading = nvml.read(_visible)
+    if reading:
+        gpus, driver, p2p, pcie_path = reading.gpus, reading.driver, reading.p2p, reading.pcie_path
+    else:
+        gpus, driver = _gpus()
+        p2p = parse_matrix(_nvidia_smi("topo", "-p2p", "r")) if gpus else {}
+        pcie_path = {}  # NVML's alone
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -142,8 +150,9 @@ def fingerprint() -> dict[str, Any]:
         "nccl": _nccl(),
         "driver": driver,
         "gpus": gpus,
-        "topology": parse_matrix(_nvidia_smi("topo", "-m")) if gpus else {},
-        "p2p": parse_matrix(_nvidia_smi("topo", "-p2p", "r")) if gpus else {},
+        "topology": parse_matrix(_nvidia_smi("topo", "-m")) if gpus else {},  # NVLink counts: nvidia-smi's alone
+        "p2p": p2p,
+        "pcie_path": pcie_path,
         "cpu": {"model": _cpu_model(), "cores": len(usable_cores())},
     }
 
