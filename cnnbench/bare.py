@@ -8,7 +8,6 @@ suite's own figure; ``--compare`` puts a saved suite run's ``single`` results be
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -20,6 +19,7 @@ import torch
 
 from cnnbench.models import create_model, list_models
 from cnnbench.options import PROFILES
+from cnnbench.saved import Unreadable, load
 from cnnbench.wrappers import is_reference, reference_wrapper
 
 QUICK = PROFILES["quick"]  # the loop's defaults: the CPU profile's sizes
@@ -90,14 +90,9 @@ def make_parser() -> argparse.ArgumentParser:
 def suite_results(path: Path, model: str) -> list[dict]:
     """The ``single`` results for ``model`` in a saved run; a one-line ValueError if it cannot be read or has none."""
     try:
-        saved = json.loads(path.read_text())
-    except OSError as error:
-        raise ValueError(f"--compare {path}: cannot read it ({error.strerror or error})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"--compare {path}: not a JSON file ({error})") from None
-    benchmarks = saved.get("benchmarks") if isinstance(saved, dict) else None
-    if not isinstance(benchmarks, list):
-        raise ValueError(f"--compare {path}: no 'benchmarks' list; expected a pytest-benchmark JSON file")
+        benchmarks = load(path)["benchmarks"]
+    except Unreadable as why:
+        raise ValueError(f"--compare {path}: {why}") from None
     infos = [b["extra_info"] for b in benchmarks if isinstance(b, dict) and isinstance(b.get("extra_info"), dict)]
     found = [info for info in infos if info.get("model") == model and is_reference(str(info.get("wrapper")))]
     if not found:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.environment import hardware_class
+from cnnbench.environment import saved_class
+from cnnbench.storage import REJECTED, query
 
 ANY_HARDWARE = "--cnnbench-compare-any-hardware to compare anyway"
 
@@ -39,11 +40,10 @@ def refuse_other_hardware(session, baseline_environment: dict | None) -> None:
     if baseline_environment is None or session.settings.compare_any_hardware:
         return
     try:
-        theirs = hardware_class(baseline_environment, session.settings.kind)
-    except (KeyError, TypeError, AttributeError):
+        theirs = saved_class(baseline_environment, session.settings.kind)
+    except ValueError as why:
         raise pytest.UsageError(
-            "cnnbench: the --benchmark-compare baseline's machine_info.cnnbench is unreadable, so its hardware "
-            f"is unknown; valid: a run saved by cnnbench ({ANY_HARDWARE})"
+            f"cnnbench: the --benchmark-compare baseline's {why}; valid: a run saved by cnnbench ({ANY_HARDWARE})"
         ) from None
     if theirs != session.hardware:
         raise pytest.UsageError(
@@ -60,7 +60,7 @@ def check_named_baseline(config: pytest.Config) -> None:
     if not isinstance(wanted, str) or benchmarks.compared_mapping:
         return
     storage = benchmarks.storage
-    here = sorted(p.name for p in _matching(storage.path, wanted, benchmarks))
+    here = sorted(p.name for p in query(storage.path, wanted, benchmarks.machine_id))
     if here:
         raise pytest.UsageError(
             f"cnnbench: --benchmark-compare={wanted!r} matches {', '.join(here)} in {storage}, but it could not "
@@ -69,7 +69,7 @@ def check_named_baseline(config: pytest.Config) -> None:
     elsewhere = sorted(
         f"{folder.name} ({', '.join(sorted(p.name for p in files))})"
         for folder in storage.path.parent.iterdir()
-        if folder.is_dir() and folder != storage.path and (files := _matching(folder, wanted, benchmarks))
+        if folder.is_dir() and folder != storage.path and (files := query(folder, wanted, benchmarks.machine_id))
     )
     if elsewhere:
         raise pytest.UsageError(
@@ -77,19 +77,11 @@ def check_named_baseline(config: pytest.Config) -> None:
             f"{storage.path.name}, but other classes hold it: {'; '.join(elsewhere)}; speedups compare only "
             f"within one hardware class (pass the file's path with {ANY_HARDWARE})"
         )
-    have = sorted(p.name for p in _matching(storage.path, "", benchmarks))
+    have = sorted(p.name for p in query(storage.path, "", benchmarks.machine_id))
     raise pytest.UsageError(
         f"cnnbench: --benchmark-compare={wanted!r} matches no saved run in {storage}; "
         f"there: {', '.join(have) or 'none'} (a bare --benchmark-compare takes the newest)"
     )
-
-
-def _matching(folder: Path, wanted: str, benchmarks) -> list[Path]:
-    """Saved runs under ``folder`` that ``wanted`` matches, by pytest-benchmark's own rules."""
-    from pytest_benchmark.storage.file import FileStorage
-
-    storage = FileStorage(folder, logger=benchmarks.logger, default_machine_id=benchmarks.machine_id)
-    return [path for path in storage.query(wanted) if path.parent.name != "rejected"]
 
 
 def loaded_baseline(benchmarks) -> tuple[str | None, list[dict]]:
@@ -125,7 +117,7 @@ def keep_out(benchmarks, how: str) -> str | None:
     storage = getattr(benchmarks.storage, "path", None)  # file storage
     if storage is not None and not benchmarks.json:
         label = name if isinstance(name, str) else "autosave"
-        benchmarks.json = Path(storage) / "rejected" / f"{time.strftime('%Y%m%d_%H%M%S')}_{label}.json"
+        benchmarks.json = Path(storage) / REJECTED / f"{time.strftime('%Y%m%d_%H%M%S')}_{label}.json"
         benchmarks.json.parent.mkdir(parents=True, exist_ok=True)
         message += f"; kept for inspection as {benchmarks.json}"
     return message

@@ -9,7 +9,7 @@ import torch
 
 from cnnbench.cases import Case
 from cnnbench.compare import Gate
-from cnnbench.devices import DEVICE_KINDS, DeviceSet, auto_device_sets, usable_cores
+from cnnbench.devices import DEVICE_KINDS, DeviceSet, auto_device_sets, class_kind, usable_cores
 from cnnbench.options import PROFILES, OptionError, read
 from cnnbench.results import MIN_ROUNDS
 from cnnbench.wrappers import get_wrapper, list_wrappers
@@ -39,7 +39,7 @@ class Settings:
     @property
     def kind(self) -> str:
         """The device kind whose hardware class keys the baselines: an accelerator if any set uses one."""
-        return next((s.kind for s in self.devices if not DEVICE_KINDS[s.kind].pinned), self.devices[0].kind)
+        return class_kind(s.kind for s in self.devices)
 
     @property
     def gate(self) -> Gate:

@@ -8,6 +8,7 @@ CPU devices have N times the compute of one and ranks never oversubscribe.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -115,6 +116,12 @@ class DeviceSet:
         if missing:
             return f"{', '.join(missing)} does not exist: {have} {self.kind.upper()} devices visible"
         return None
+
+
+def class_kind(kinds: Iterable[str]) -> str:
+    """The device kind whose hardware class keys a run's baselines: an accelerator if any of its sets uses one."""
+    kinds = list(kinds)
+    return next((kind for kind in kinds if not DEVICE_KINDS[kind].pinned), kinds[0])
 
 
 def parse_device_set(text: str) -> DeviceSet:

@@ -167,6 +167,14 @@ def hardware_class(environment: dict[str, Any], kind: str) -> str:
     return "-".join([kind, *(re.sub(r"[^A-Za-z0-9.]+", "_", part).strip("_") for part in parts)])
 
 
+def saved_class(environment: Any, kind: str) -> str:
+    """The hardware class of a saved fingerprint; ValueError where it cannot be read."""
+    try:
+        return hardware_class(environment, kind)
+    except (KeyError, TypeError, AttributeError):
+        raise ValueError("machine_info.cnnbench is unreadable, so its hardware is unknown") from None
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         items = value.items()

@@ -143,6 +143,11 @@ class Option:
         return "cnnbench_" + self.name.replace("-", "_")
 
     @property
+    def metavar(self) -> str:
+        """What the help shows for its value: ``FAIL`` for ``speedup-fail``."""
+        return self.name.split("-")[-1].upper()
+
+    @property
     def is_flag(self) -> bool:
         return self.parse is flag
 
@@ -217,6 +222,8 @@ OPTIONS = [
     Option("report", _path, "write a Markdown report of speedups and verdicts here", unset="none"),
     Option("plot", _path, "write a PNG of speedup against devices here; needs matplotlib", unset="none"),
 ]
+
+OPTION = {option.name: option for option in OPTIONS}
 
 
 def read(values: dict[str, str | None], where: dict[str, str] | None = None) -> dict[str, Any]:

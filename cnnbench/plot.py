@@ -8,15 +8,21 @@ from pathlib import Path
 
 from cnnbench.report import Report, write_atomically
 
-MISSING = "cnnbench: --cnnbench-plot needs matplotlib; install it with: pip install 'cnnbench[plot]'"
 
-
-def matplotlib_missing() -> bool:
+def matplotlib_missing(flag: str) -> str | None:
+    """Why ``flag`` cannot draw, or None: matplotlib is an optional extra."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        return True
-    return False
+        return f"cnnbench: {flag} needs matplotlib; install it with: pip install 'cnnbench[plot]'"
+    return None
+
+
+def save_png(figure, path: Path) -> None:
+    """A matplotlib figure written as a PNG, whole or not at all."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    write_atomically(path, buffer.getvalue())
 
 
 def plot(report: Report, path: Path) -> None:
@@ -55,6 +61,4 @@ def plot(report: Report, path: Path) -> None:
         axes.grid(alpha=0.3)
         axes.legend()
     figure.suptitle(f"cnnbench on {report.hardware}")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    write_atomically(path, buffer.getvalue())
+    save_png(figure, path)

@@ -50,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(option.flag, action="store_const", const="true", default=None, help=text)
             parser.addini(option.ini, option.help, type="bool", default=None)
         else:
-            group.addoption(option.flag, default=None, metavar=option.name.split("-")[-1].upper(), help=text)
+            group.addoption(option.flag, default=None, metavar=option.metavar, help=text)
             parser.addini(option.ini, option.help, default="")
 
 
@@ -287,17 +287,11 @@ def _failed(session: pytest.Session) -> None:
 
 
 def _write_files(terminalreporter, config: pytest.Config, report) -> None:
-    from cnnbench.plot import plot
-    from cnnbench.report import markdown, write_atomically
+    from cnnbench.report import write_files
 
     settings = config.stash[SESSION].settings
     try:
-        if settings.report:
-            write_atomically(settings.report, markdown(report).encode())
-            terminalreporter.write_line(f"cnnbench: report written to {settings.report}")
-        if settings.plot:
-            plot(report, settings.plot)
-            terminalreporter.write_line(f"cnnbench: plot written to {settings.plot}")
+        write_files(report, settings.report, settings.plot, terminalreporter.write_line)
     except OSError as error:
         terminalreporter.write_line(f"cnnbench: could not write {error.filename}: {error.strerror}", red=True)
         _failed(config.stash[PYTEST_SESSION])

@@ -1,16 +1,23 @@
-"""What people read: the terminal summary and the Markdown report, from one set of tables."""
+"""What people read: a run judged, as the terminal summary and the Markdown report, from one set of tables."""
 
 from __future__ import annotations
 
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cnnbench.compare import GATE_OPTIONS, Gate, Outcome, Verdict, short_name
+from cnnbench.compare import GATE_OPTIONS, Gate, Outcome, Verdict, outcome, short_name, verdicts
+from cnnbench.environment import differences
 from cnnbench.options import PROFILES
 from cnnbench.results import Run
+from cnnbench.table import aligned
+
+if TYPE_CHECKING:
+    from cnnbench.saved import SavedRun
 
 WORDS = (0, 1, 9)  # columns of names (wrapper, devices, verdict), left-aligned; numbers right-aligned
 
@@ -162,34 +169,56 @@ def _context(report: Report) -> list[str]:
     return [*lines, f"machine: {report.hardware}; {', '.join(libraries)}", *report.notes, *implausible(report)]
 
 
-def text(report: Report) -> list[str]:
-    """The terminal summary: aligned tables, names left and numbers right, the context, then the
-    failed checks and the gate's result, where the eye lands."""
+def text(report: Report, width: int | None = None) -> list[str]:
+    """The terminal summary: aligned tables, names left and numbers right (fitted to ``width``, if
+    given), the context, then the failed checks and the gate's result, where the eye lands."""
     lines = []
     splits = split_tables(report)
     for config, rows in tables(report).items():
-        lines += [config, *_aligned(rows)]
+        lines += [config, *aligned(rows, WORDS, width, keys=2)]
         if config in splits:
             lines += ["  where the time went (per step; local step alone on its devices vs the rest):"]
-            lines += _aligned(splits[config])
+            lines += aligned(splits[config], WORDS, width, keys=2)
     failed = [f"FAILED {short_name(name)}: {why}" for name, why in report.outcome.failures]
     return lines + _context(report) + failed + [report.outcome.line]
-
-
-def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
-    """Names left, numbers right, two spaces apart."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [c.ljust(w) if i in WORDS else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
-        lines.append(("  " + "  ".join(cells)).rstrip())
-    return lines
 
 
 def _markdown_table(rows: list[tuple[str, ...]]) -> list[str]:
     lines = ["| " + " | ".join(rows[0]) + " |"]
     lines.append("|" + "|".join("---" if i in WORDS else "---:" for i in range(len(rows[0]))) + "|")
     return lines + ["| " + " | ".join(row) + " |" for row in rows[1:]] + [""]
+
+
+def judge(
+    run: Run,
+    baseline: SavedRun | None,
+    gate: Gate,
+    environment: dict,
+    hardware: str,
+    compared: bool,
+    storage: str | None = None,
+    notes: list[str] | None = None,
+) -> Report:
+    """The verdicts, the gate's outcome and what changed since the baseline: the one judgement
+    behind the plugin's summary and ``cnnbench compare``. ``baseline`` is None where none was loaded."""
+    judged = verdicts(run, baseline.run if baseline else None, baseline.unusable if baseline else {}, gate)
+    changes = []
+    if baseline is not None:
+        old = baseline.environment
+        changes = differences(old, environment) if old else ["the baseline has no cnnbench fingerprint"]
+    return Report(
+        run=run,
+        verdicts={v.result.name: v for v in judged},
+        outcome=outcome(judged, gate, baseline_loaded=baseline is not None),
+        environment=environment,
+        hardware=hardware,
+        compared=compared,
+        baseline=baseline.source if baseline else None,
+        storage=storage,
+        changes=changes,
+        gate=gate,
+        notes=notes or [],
+    )
 
 
 def markdown(report: Report) -> str:
@@ -217,6 +246,19 @@ def markdown(report: Report) -> str:
         lines += ["## All-reduce at DDP's bucket sizes", "", *_markdown_table(buckets)]
     lines += ["## Run", ""] + [f"- {line}" for line in [*_context(report), report.outcome.line]]
     return "\n".join(lines) + "\n"
+
+
+def write_files(report: Report, markdown_path: Path | None, png_path: Path | None, say: Callable[[str], None]) -> None:
+    """The Markdown report and the plot, where asked for, each whole or not at all; ``say`` is told
+    what was written. An OSError says what could not be."""
+    from cnnbench.plot import plot  # which needs this module
+
+    if markdown_path:
+        write_atomically(markdown_path, markdown(report).encode())
+        say(f"cnnbench: report written to {markdown_path}")
+    if png_path:
+        plot(report, png_path)
+        say(f"cnnbench: plot written to {png_path}")
 
 
 def _umask() -> int:

@@ -6,10 +6,15 @@ Runs saved before paired rounds (no ``reference_seconds``) still read: they comp
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from cnnbench.cases import Case
-from cnnbench.devices import DEVICE_KINDS
+from cnnbench.devices import DEVICE_KINDS, class_kind, parse_device_set
+from cnnbench.environment import saved_class
 from cnnbench.results import AllReduce, LocalRounds, Result, Run, SpeedupStats, Unusable
 from cnnbench.wrappers import is_reference
 
@@ -182,3 +187,66 @@ def read_run(benchmarks: list[dict[str, Any]]) -> tuple[Run, dict[str, str]]:
         except Unusable as why:
             unusable[bench["fullname"]] = str(why)
     return run, unusable
+
+
+class Unreadable(ValueError):
+    """A file that holds no saved run; the message says why."""
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """A saved run as read back: its usable results, why the others are unusable, and where it ran."""
+
+    source: str  # its file
+    run: Run
+    unusable: dict[str, str]  # by test name
+    environment: dict[str, Any] | None  # machine_info["cnnbench"]; None where it was saved without it
+    saved_at: datetime | None = None  # pytest-benchmark's "datetime": when the run was saved
+
+    @classmethod
+    def read(
+        cls, source: str, benchmarks: list[dict[str, Any]], environment: Any, saved_at: datetime | None = None
+    ) -> SavedRun:
+        return cls(source, *read_run(benchmarks), environment, saved_at)
+
+    @property
+    def hardware(self) -> str | None:
+        """Its hardware class, from its fingerprint and its device sets; None without a fingerprint.
+        A ValueError says why it cannot be told."""
+        if self.environment is None:
+            return None
+        kinds = [parse_device_set(result.device_set).kind for result in self.run.results.values()]
+        if not kinds:
+            raise ValueError("no usable result, so its device kind is unknown")
+        return saved_class(self.environment, class_kind(kinds))
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A saved pytest-benchmark file (``--benchmark-save``, ``--benchmark-json``) as JSON, with its
+    ``benchmarks`` list; Unreadable says why not."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf8"))
+    except OSError as error:
+        raise Unreadable(f"cannot read it ({error.strerror or error})") from None
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise Unreadable(f"not a JSON file ({error})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("benchmarks"), list):
+        raise Unreadable("no 'benchmarks' list; expected a pytest-benchmark JSON file")
+    return saved
+
+
+def read_file(path: Path) -> SavedRun:
+    """A saved run from its file; Unreadable says why it cannot be read."""
+    saved = load(path)
+    machine = saved.get("machine_info")
+    environment = machine.get("cnnbench") if isinstance(machine, dict) else None
+    return SavedRun.read(str(path), saved["benchmarks"], environment, _when(saved.get("datetime")))
+
+
+def _when(text: Any) -> datetime | None:
+    """pytest-benchmark's ISO 8601 save time, in UTC; None if there is none."""
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

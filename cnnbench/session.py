@@ -10,16 +10,15 @@ import pytest
 
 from cnnbench.baselines import loaded_baseline
 from cnnbench.cases import Case
-from cnnbench.compare import outcome, verdicts
 from cnnbench.config import Settings
 from cnnbench.devices import DEVICE_KINDS
-from cnnbench.environment import differences, fingerprint, hardware_class
-from cnnbench.options import OptionError
+from cnnbench.environment import fingerprint, hardware_class
+from cnnbench.options import OPTION, OptionError
 from cnnbench.pairing import Pair
-from cnnbench.plot import MISSING, matplotlib_missing
-from cnnbench.report import Report, profile_note
+from cnnbench.plot import matplotlib_missing
+from cnnbench.report import Report, judge, profile_note
 from cnnbench.results import AllReduce, Run
-from cnnbench.saved import extra_info, read_run, result_of
+from cnnbench.saved import SavedRun, extra_info, result_of
 
 
 class CnnbenchSession:
@@ -28,8 +27,8 @@ class CnnbenchSession:
             self.settings = Settings.from_values(values, where)
         except OptionError as error:
             raise pytest.UsageError(str(error)) from None
-        if self.settings.plot and matplotlib_missing():
-            raise pytest.UsageError(MISSING)
+        if self.settings.plot and (missing := matplotlib_missing(OPTION["plot"].flag)):
+            raise pytest.UsageError(missing)
         self.environment = fingerprint()
         self.hardware = hardware_class(self.environment, self.settings.kind)
         # a run on GPUs whose names nothing could read would mix GPU models under one class
@@ -64,23 +63,15 @@ class CnnbenchSession:
         settings = self.settings
         compared = bool(benchmarks and benchmarks.compare)
         path, saved = loaded_baseline(benchmarks) if compared else (None, [])
-        baseline, unusable = read_run(saved) if path else (None, {})
-        judged = verdicts(self.run, baseline, unusable, settings.gate)
-        changes = []
-        if path:
-            old = self.baseline_environment
-            changes = differences(old, self.environment) if old else ["the baseline has no cnnbench fingerprint"]
-        self.report = Report(
-            run=self.run,
-            verdicts={v.result.name: v for v in judged},
-            outcome=outcome(judged, settings.gate, baseline_loaded=path is not None),
-            environment=self.environment,
-            hardware=self.hardware,
+        baseline = SavedRun.read(path, saved, self.baseline_environment) if path else None
+        self.report = judge(
+            self.run,
+            baseline,
+            settings.gate,
+            self.environment,
+            self.hardware,
             compared=compared,
-            baseline=path,
             storage=str(benchmarks.storage) if benchmarks else None,
-            changes=changes,
-            gate=settings.gate,
             notes=[note for note in [profile_note(settings.models)] if note],
         )
         return self.report

@@ -1,0 +1,8 @@
+"""``python -m cnnbench``: the ``cnnbench`` command."""
+
+import sys
+
+from cnnbench.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
