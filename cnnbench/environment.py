@@ -189,11 +189,29 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """One line per changed key: ``driver 550.54.15 -> 560.35.03``, ``gpus.1.name ... -> (none)``."""
+    """One line per changed key: ``driver 550.54.15 -> 560.35.03``, ``gpus.1.name ... -> (none)``.
+
+    A field that one side has not recorded at all (a baseline saved by an older cnnbench, a run
+    without NVML) is one line for all its keys, not a line per GPU or pair."""
     old, new = _flatten(baseline), _flatten(current)
-    lines = []
+    lines: list[str] = []
+    unrecorded: dict[str, set[str]] = {"the baseline": set(), "this run": set()}
     for key in sorted(old.keys() | new.keys()):
         before, after = old.get(key, "(none)"), new.get(key, "(none)")
-        if before != after:
+        if before == after:
+            continue
+        lacking = "the baseline" if key not in old else "this run" if key not in new else None
+        fields = {_field(k) for k in (old if lacking == "the baseline" else new)}
+        if lacking and _field(key) not in fields:
+            unrecorded[lacking].add(_field(key))
+        else:
             lines.append(f"{key} {before} -> {after}")
+    for side, fields in unrecorded.items():
+        if fields:
+            lines.append(f"not recorded by {side}: {', '.join(sorted(fields))}")
     return lines
+
+
+def _field(key: str) -> str:
+    """A key with its GPU numbers left out: ``gpus.0.nvlink.up`` -> ``gpus.*.nvlink.up``."""
+    return re.sub(r"(^|\.)(GPU)?\d+(?=\.|$)", r"\1\2*", key)

@@ -116,6 +116,23 @@ def test_differences_name_each_changed_key():
     assert differences(new, new) == []
 
 
+def test_a_field_one_side_never_recorded_is_one_line_not_one_per_gpu():
+    """A baseline saved before NVML fields existed, or a run without NVML."""
+    nvml = {"pcie_link": {"current": "gen5 x16"}, "ecc": "on"}
+    old = {"driver": "1", "gpus": [{"name": "A"}, {"name": "A"}]}
+    new = {
+        "driver": "1",
+        "gpus": [{"name": "A", **nvml}, {"name": "A", **nvml}],
+        "pcie_path": {"GPU0": {"GPU1": "PIX"}},
+    }
+    assert differences(old, new) == [
+        "not recorded by the baseline: gpus.*.ecc, gpus.*.pcie_link.current, pcie_path.GPU*.GPU*"
+    ]
+    assert differences(new, old) == [
+        "not recorded by this run: gpus.*.ecc, gpus.*.pcie_link.current, pcie_path.GPU*.GPU*"
+    ]
+
+
 def test_without_nvidia_smi_the_gpus_come_from_torch_in_a_subprocess(monkeypatch):
     """A container with CUDA but no nvidia-smi still gets a hardware class per GPU model."""
     monkeypatch.setattr(environment, "_nvidia_smi", lambda *args: "")

@@ -93,7 +93,7 @@ def test_save_then_compare_idle_then_with_a_straggler(suite):
         [
             "Performance has regressed:",
             f"{TWO_DEVICES} - speedup *x -> *x (-*%, 95% CI -*%..-*%) dropped more than {FAIL}: "
-            "compute-bound speedup *, exposed sync grew from * to * ms per step",
+            "compute-bound speedup *, exposed sync grew from * to * ms per step*",
         ]
     )
     slow.stdout.fnmatch_lines(["  ddp *cpu:0,1 * regressed", "cnnbench: this run regressed, so it was not saved*"])
