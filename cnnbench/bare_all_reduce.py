@@ -1,14 +1,16 @@
 """A plain all-reduce loop, run with torchrun: the reference for cnnbench's bus bandwidth figures.
 
-It measures as nccl-tests does, not as cnnbench does: per size, 5 warm-up iterations, then 20
-iterations timed as one loop (the mean), the device synchronized once at the end; each CPU rank
-pinned to its own core as ``cpu:i`` is. Rank 0 prints nccl-tests' algbw and busbw per size.
+Its own code, none of cnnbench's: per size, 5 warm-up iterations, then ``--iterations`` timed
+ones, each waited for on the device; each CPU rank pinned to its own core as ``cpu:i`` is. Rank 0
+prints nccl-tests' algbw and busbw per size at the mean iteration time (nccl-tests' figure and
+cnnbench's) and, beside it, at the median.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from collections.abc import Sequence
 
@@ -31,7 +33,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bytes", type=int, nargs="+", required=True, help="all-reduce sizes in bytes (fp32)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="gloo on CPU ranks, nccl on GPUs")
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--iterations", type=int, default=200)
     return parser
 
 
@@ -52,18 +54,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         for _ in range(args.warmup):
             dist.all_reduce(buffer)
         dist.barrier()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        times = []
         for _ in range(args.iterations):
+            start = time.perf_counter()
             dist.all_reduce(buffer)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = (time.perf_counter() - start) / args.iterations
-        algbw = size / seconds / 1e9
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
         if rank == 0:
-            busbw = algbw * 2 * (world - 1) / world
-            print(f"{size:>12} bytes  {seconds * 1e3:9.3f} ms  algbw {algbw:7.3f} GB/s  busbw {busbw:7.3f} GB/s")
+            for name, seconds in (("mean", statistics.mean(times)), ("median", statistics.median(times))):
+                algbw = size / seconds / 1e9
+                busbw = algbw * 2 * (world - 1) / world
+                print(
+                    f"{size:>10} bytes  {name:>6} {seconds * 1e3:7.3f} ms  algbw {algbw:6.3f}  busbw {busbw:6.3f} GB/s"
+                )
     dist.destroy_process_group()
 
 

@@ -100,7 +100,7 @@ class WorkerGroup:
 
     def all_reduce(self) -> tuple[AllReduce, ...]:
         """All-reduce timings at the wrapper's gradient bucket sizes, on the group's own process
-        group: per size, the slowest rank's median. Empty for a wrapper without buckets."""
+        group: per size, the slowest rank's mean. Empty for a wrapper without buckets."""
         if self.processes < 2:
             return ()
         per_rank = [json.loads(value) for value in self._command("all_reduce")]

@@ -45,7 +45,7 @@ class LocalRounds:
 
 @dataclass(frozen=True)
 class AllReduce:
-    """All-reduce of one gradient bucket's size over a group's ranks: the slowest rank's median."""
+    """All-reduce of one gradient bucket's size over a group's ranks: the slowest rank's mean."""
 
     bytes: int
     seconds: float

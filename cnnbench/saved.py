@@ -108,9 +108,7 @@ def extra_info(case: Case, result: Result, stats: SpeedupStats | None) -> dict[s
         if split.ideal_capacity is not None:
             info["ideal_capacity"] = split.ideal_capacity
     if gradient := result.gradient:
-        info["all_reduce_buckets"] = [
-            _bandwidth(b) for b in result.all_reduce
-        ]  # the seconds: the slowest rank's median
+        info["all_reduce_buckets"] = [_bandwidth(b) for b in result.all_reduce]  # the seconds: the slowest rank's mean
         info["gradient_all_reduce"] = _bandwidth(gradient)  # every bucket, one after another
     return info
 

@@ -15,7 +15,6 @@ import importlib
 import json
 import os
 import signal
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +32,8 @@ from cnnbench.step import TrainingStep, synthetic_batch
 from cnnbench.wrappers import get_wrapper
 
 PR_SET_PDEATHSIG = 1
-ALL_REDUCE_WARMUP, ALL_REDUCE_ITERATIONS = 5, 20  # nccl-tests' defaults
+ALL_REDUCE_WARMUP, ALL_REDUCE_ITERATIONS = 5, 20  # nccl-tests' defaults, and the fewest timed
+ALL_REDUCE_SECONDS, ALL_REDUCE_MOST = 0.5, 1000  # how long a size's timed loop lasts, at most how many
 
 
 def die_with_parent() -> None:
@@ -101,16 +101,25 @@ def main(case_json: str, *modules: str) -> None:
 
 
 def all_reduce_seconds(size: int, device: torch.device, synchronize: Callable[[torch.device], None]) -> float:
-    """The median time of an all-reduce of ``size`` bytes of fp32, each one waited for on the device."""
+    """The mean time of an all-reduce of ``size`` bytes of fp32, as nccl-tests measures it: after
+    warm-up, a loop of iterations timed as a whole, the device synchronized at its end. The loop
+    lasts at least ALL_REDUCE_SECONDS (a mean of 20 stalls and flips on a shared machine), the same
+    number of iterations on every rank."""
     buffer = torch.ones(max(size // 4, 1), device=device)
-    times = []
-    for i in range(ALL_REDUCE_WARMUP + ALL_REDUCE_ITERATIONS):
-        start = time.perf_counter()
-        dist.all_reduce(buffer)
+
+    def loop(iterations: int) -> float:
         synchronize(device)
-        if i >= ALL_REDUCE_WARMUP:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        start = time.perf_counter()
+        for _ in range(iterations):
+            dist.all_reduce(buffer)
+        synchronize(device)
+        return (time.perf_counter() - start) / iterations
+
+    loop(ALL_REDUCE_WARMUP)
+    probe = loop(ALL_REDUCE_ITERATIONS)
+    wanted = torch.tensor([min(max(ALL_REDUCE_ITERATIONS, ALL_REDUCE_SECONDS / probe), ALL_REDUCE_MOST)], device=device)
+    dist.all_reduce(wanted, op=dist.ReduceOp.MAX)  # every rank runs the same loop
+    return loop(int(wanted.item()))
 
 
 if __name__ == "__main__":
