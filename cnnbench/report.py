@@ -79,16 +79,18 @@ def tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
 def split_tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
     """Per model config, where each result's time went: the compute-bound speedup (the local step
     on its devices against the reference: communication free), the sync exposed beyond it per
-    step and its share of the step, and the whole gradient's all-reduce bus bandwidth."""
+    step and its share of the step, the speedup's share of the compute-bound one (the ideal of an
+    even split), for a mixed set the ideal capacity and the speedup's share of it, and the whole
+    gradient's all-reduce bus bandwidth."""
     mixed = any(r.split and r.split.ideal_capacity is not None for r in report.run.results.values())
-    header = ("wrapper", "devices", "compute-bound", "95% CI", "exposed sync", "95% CI", "of step")
-    header += ("ideal capacity",) * mixed + ("busbw",)
+    header = ("wrapper", "devices", "compute-bound", "95% CI", "exposed sync", "95% CI", "of step", "of bound")
+    header += ("ideal capacity", "of capacity") * mixed + ("busbw",)
     out: dict[str, list[tuple[str, ...]]] = {}
     for config in report.run.configs.values():
         rows = [header]
         for result in config.results.values():
-            split, gradient = result.split, result.gradient
-            if split is None:
+            split, gradient, stats = result.split, result.gradient, config.speedup_stats(result)
+            if split is None or stats is None:
                 continue
             ms = 1000
             exposed_ci = split.exposed_sync_interval and tuple(v * ms for v in split.exposed_sync_interval)
@@ -100,8 +102,11 @@ def split_tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
                 f"{split.exposed_sync * ms:.1f} ms",
                 _range(exposed_ci, ".1f"),
                 f"{split.sync_share:.0%}",
+                f"{stats.speedup / split.compute_bound:.0%}",
             )
-            row += (_times(split.ideal_capacity) if split.ideal_capacity is not None else "-",) * mixed
+            if mixed:
+                capacity = split.ideal_capacity
+                row += ("-", "-") if capacity is None else (_times(capacity), f"{stats.speedup / capacity:.0%}")
             rows.append((*row, "-" if gradient is None else f"{gradient.busbw:.2f} GB/s"))
         if len(rows) > 1:
             out[config.name] = rows
