@@ -249,7 +249,12 @@ def test_a_cnnbench_test_without_the_suite_flag_is_told_how_to_switch_it_on(pyte
 
 def test_a_wrapper_registered_by_the_user_reaches_the_ranks(suite):
     result = suite.runpytest(
-        "-p", "user_wrapper", "--cnnbench-devices=cpu:0,1", "--cnnbench-wrappers=ddp_fp16_grads", *SHORT
+        "-p",
+        "user_wrapper",
+        "--cnnbench-models=linear",
+        "--cnnbench-devices=cpu:0,1",
+        "--cnnbench-wrappers=ddp_fp16_grads",
+        *SHORT,
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["  ddp_fp16_grads  cpu:0,1 * *x  *..*  * *%"])
@@ -271,11 +276,11 @@ def test_the_readme_way_to_add_a_model(suite):
         "-p",
         "yourmodule",
         "--cnnbench-models=yourmodel",
-        "--cnnbench-devices=cpu:0 cpu:0,1",
-        "--cnnbench-wrappers=single,ddp",
+        "--cnnbench-devices=cpu:0,1",  # its reference and local step run on cpu:0, in ranks of their own
+        "--cnnbench-wrappers=ddp",
         *SHORT,
     )
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["yourmodel-bs32-fp32", "  ddp      cpu:0,1 *"])
     assert "note: the quick profile" not in result.stdout.str()  # said only when its model ran
 

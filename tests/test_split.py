@@ -11,7 +11,7 @@ from test_gate import busy_core
 from cnnbench.devices import CpuKind, usable_cores
 
 TWO_RANKS = ["--cnnbench-devices=cpu:0,1", "--cnnbench-wrappers=ddp", "--benchmark-json=out.json"]
-MANY = ["--cnnbench-steps=40", "--cnnbench-rounds=5", "--cnnbench-warmup=10"]  # the one-layer step is short
+MANY = ["--cnnbench-steps=20", "--cnnbench-rounds=3", "--cnnbench-warmup=5"]  # the one-layer step is short
 pytestmark = pytest.mark.skipif(len(usable_cores()) < 2, reason="needs two cores")
 
 
