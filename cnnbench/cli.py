@@ -9,6 +9,7 @@ does. The modules that read saved runs import torch, so each command imports the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -168,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"cnnbench: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except BrokenPipeError:  # the reader went away (cnnbench history | head): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's docs' way: no error at exit
+        return 0
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -168,9 +168,10 @@ def _context(report: Report) -> list[str]:
     not_judged = [v for v in report.verdicts.values() if report.gate.set and not v.judged]
     lines += [f"not judged: {short_name(v.result.name)}: {v.verdict}" for v in not_judged]
     env = report.environment
-    libraries = [f"torch {env['torch']}"]
-    if env["gpus"]:
-        libraries += [f"CUDA {env['cuda']}", f"cuDNN {env['cudnn']}", f"NCCL {env['nccl']}", f"driver {env['driver']}"]
+    libraries = [f"torch {env.get('torch')}"]  # a saved fingerprint may lack what a newer one has
+    if env.get("gpus"):
+        names = {"cuda": "CUDA", "cudnn": "cuDNN", "nccl": "NCCL", "driver": "driver"}
+        libraries += [f"{name} {env.get(key)}" for key, name in names.items()]
     return [*lines, f"machine: {report.hardware}; {', '.join(libraries)}", *report.notes, *implausible(report)]
 
 
