@@ -14,8 +14,9 @@ exposed sync per step and the all-reduce bus bandwidth, then and now.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
+from cnnbench.options import OPTION
 from cnnbench.results import MIN_ROUNDS, Result, Run, Speedup, SpeedupStats, interval
 
 
@@ -222,9 +223,6 @@ class Outcome:
     failures: tuple[tuple[str, str], ...]  # (test name, why), for the regression list
 
 
-GATE_OPTIONS = "--cnnbench-speedup-fail, --cnnbench-min-efficiency, --cnnbench-min-busbw"
-
-
 def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outcome:
     """Failed if any check failed, or if a gate judged nothing it was set to judge: the speedup gate
     compared nothing with a loaded baseline, or no check ran at all. The first run's speedup gate,
@@ -234,7 +232,7 @@ def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outco
     skipped = [v for v in verdicts if not v.judged]
     example = f"{short_name(skipped[0].result.name)}: {skipped[0].verdict}" if skipped else "no result has a speedup"
     if not gate.set:
-        return Outcome(False, f"cnnbench: no gate set ({GATE_OPTIONS})", ())
+        return Outcome(False, f"cnnbench: no gate set ({', '.join(gate_flags())})", ())
     if failures:
         name, why = failures[0]
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
@@ -251,6 +249,11 @@ def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outco
     if skipped:
         line += f"; {len(skipped)} not judged, e.g. {example}"
     return Outcome(False, line, ())
+
+
+def gate_flags() -> list[str]:
+    """The plugin's option for each gate, from the option table."""
+    return [OPTION[gate.name.replace("_", "-")].flag for gate in fields(Gate)]
 
 
 def short_name(name: str) -> str:

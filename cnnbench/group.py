@@ -103,8 +103,9 @@ class WorkerGroup:
         group: per size, the slowest rank's mean. Empty for a wrapper without buckets."""
         if self.processes < 2:
             return ()
-        per_rank = [json.loads(value) for value in self._command("all_reduce")]
-        return tuple(AllReduce(int(size), max(r[size] for r in per_rank), self.processes) for size in per_rank[0])
+        per_rank = [json.loads(value) for value in self._command("all_reduce")]  # [[bytes, seconds], ...] each
+        buckets = zip(*per_rank, strict=True)  # bucket by bucket, every rank's answer
+        return tuple(AllReduce(int(answers[0][0]), max(s for _, s in answers), self.processes) for answers in buckets)
 
     def _command(self, command: str) -> list[bytes]:
         """Every rank's answer to one command."""

@@ -192,7 +192,12 @@ OPTIONS = [
     Option("warmup", _count(0), "untimed warmup steps before the first round"),
     Option("precision", _choice(PRECISIONS), f"autocast precision: {', '.join(PRECISIONS)}", "fp32"),
     Option("channels-last", flag, "use channels_last memory format", "false"),
-    Option("timeout", _seconds, "seconds a worker group may take to start or to finish one round", "600"),
+    Option(
+        "timeout",
+        _seconds,
+        "seconds a worker group may take to start, to finish one round or its all-reduce check",
+        "600",
+    ),
     Option(
         "speedup-fail",
         _share,
@@ -209,8 +214,8 @@ OPTIONS = [
     Option(
         "min-busbw",
         _gbps,
-        "fail when a multi-rank ddp result's all-reduce bus bandwidth (the whole gradient, as nccl-tests "
-        "reports busbw) is below this many GB/s, e.g. 25",
+        "fail when a multi-rank ddp result's all-reduce bus bandwidth is below this many GB/s, e.g. 25: "
+        "nccl-tests' busbw of DDP's buckets one after another, the slowest rank's",
         unset="no minimum",
     ),
     Option(

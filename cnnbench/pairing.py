@@ -6,8 +6,9 @@ its rounds one round of the reference runs, then one of the local step on each d
 of the set (``Case.local``: the step alone at that device's share of the batch; where it is the
 reference itself, the reference's round serves). All of it runs in pytest-benchmark's ``setup``,
 outside its timed call: whatever slows the machine for a while slows every side of a pair alike.
-Reference and local groups are kept warm in a pool while their model config runs, and serve
-the reference's own benchmark too.
+Reference groups are kept warm in a pool while their model config runs, and serve the
+reference's own benchmark too; local-step groups belong to their configuration and close with it,
+so a GPU holds at most the reference, one local step and the configuration's own rank.
 """
 
 from __future__ import annotations
@@ -20,21 +21,19 @@ from cnnbench.results import AllReduce, LocalRounds
 
 
 class References:
-    """Reference and local-step groups by case id, for the configurations of one model config:
-    started on first use, replaced if one failed, and closed once a configuration of another model
-    config asks (configurations run model config by model config)."""
+    """Reference worker groups by case id: started on first use, replaced if one failed, and
+    closed once a case of another model config asks (cases run model config by model config)."""
 
     def __init__(self) -> None:
-        self._groups: dict[str, tuple[str, WorkerGroup]] = {}
+        self._groups: dict[str, tuple[Case, WorkerGroup]] = {}
 
-    def group(self, case: Case, model_config: str) -> WorkerGroup:
-        """The group of ``case``, for a configuration of ``model_config``."""
-        for id_, (owner, group) in list(self._groups.items()):
-            if owner != model_config or group.failed:
+    def group(self, case: Case) -> WorkerGroup:
+        for id_, (other, group) in list(self._groups.items()):
+            if other.model_config != case.model_config or group.failed:
                 del self._groups[id_]
                 group.close()
         if case.id not in self._groups:
-            self._groups[case.id] = (model_config, WorkerGroup(case))
+            self._groups[case.id] = (case, WorkerGroup(case))
         return self._groups[case.id][1]
 
     def close(self) -> None:
@@ -71,16 +70,17 @@ class Pair:
         """Start ``case``'s groups, or take them warm from ``references``."""
         reference = case.reference
         if reference is None:
-            return cls(references.group(case, case.model_config), None, timer)
-        reference_group = references.group(reference, case.model_config)  # first: if it fails, nothing is left
+            return cls(references.group(case), None, timer)
+        reference_group = references.group(reference)  # first: if it fails, nothing is left
         group = WorkerGroup(case)
+        local: dict[int, tuple[Case, WorkerGroup]] = {}
         try:
-            local = {}
             for index in distinct(group.device_names):
                 step = case.local(index)
-                local[index] = step, reference_group if step == reference else references.group(step, case.model_config)
+                local[index] = step, reference_group if step == reference else WorkerGroup(step)
         except BaseException:
-            group.close()
+            for started in [group, *(g for _, g in local.values() if g is not reference_group)]:
+                started.close()
             raise
         return cls(group, reference_group, timer, local)
 
@@ -100,32 +100,38 @@ class Pair:
         group.run_round()
         return self.timer() - start
 
-    def local_rounds(self, rounds: int) -> tuple[LocalRounds, ...]:
-        """Each local step's first ``rounds`` rounds (``--benchmark-cprofile`` runs one more)."""
+    def paired_rounds(self, rounds: int) -> tuple[tuple[float, ...], tuple[LocalRounds, ...]]:
+        """The reference's and each local step's first ``rounds`` rounds: ``--benchmark-cprofile``
+        runs one more, last."""
         names = self.group.device_names
-        return tuple(
+        local = tuple(
             LocalRounds(
                 device=str(case.devices),
-                devices=names.count(names[index]),
+                alike=names.count(names[index]),
                 images_per_round=case.global_batch * case.steps,
                 seconds=tuple(self._local_seconds[index][:rounds]),
             )
             for index, (case, _) in self.local.items()
         )
+        return tuple(self.reference_seconds[:rounds]), local
 
     def all_reduce(self) -> tuple[AllReduce, ...]:
         """After the timed rounds: the configuration's all-reduce timings (empty without buckets)."""
-        return self.group.all_reduce() if self.reference is not None else ()
+        return self.group.all_reduce() if self.reference is not None and not self.group.failed else ()
 
     def close(self) -> None:
-        """Close the configuration's own group; reference and local groups stay in the pool."""
+        """Close the configuration's own groups; the reference's stays in the pool."""
         if self.reference is not None:
-            self.group.close()
+            for group in [self.group, *self._own_local()]:
+                group.close()
+
+    def _own_local(self) -> list[WorkerGroup]:
+        return [group for _, group in self.local.values() if group is not self.reference]
 
     @property
     def losses(self) -> list[float]:
         """Every rank's loss at the end of the last round, the reference's and local steps' included."""
-        others = [self.reference, *(group for _, group in self.local.values())] if self.reference else []
+        others = [self.reference, *self._own_local()] if self.reference else []
         return self.group.losses + [loss for group in others for loss in group.losses]
 
 

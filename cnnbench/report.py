@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnnbench.compare import GATE_OPTIONS, Gate, Outcome, Verdict, outcome, short_name, verdicts
+from cnnbench.compare import Gate, Outcome, Verdict, gate_flags, outcome, short_name, verdicts
 from cnnbench.environment import differences
 from cnnbench.options import PROFILES
 from cnnbench.results import Run
@@ -237,9 +237,7 @@ def markdown(report: Report) -> str:
             lines.append(f"- {report.outcome.line.removeprefix('cnnbench: ')}")
     else:
         lines.append(
-            "**Passed**"
-            if report.gate.set
-            else f"No gate was set ({', '.join(f'`{o}`' for o in GATE_OPTIONS.split(', '))})."
+            "**Passed**" if report.gate.set else f"No gate was set ({', '.join(f'`{flag}`' for flag in gate_flags())})."
         )
     lines.append("")
     splits = split_tables(report)

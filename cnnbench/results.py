@@ -38,7 +38,7 @@ class LocalRounds:
     """The local step on one device of a set, one round before each of the set's rounds."""
 
     device: str  # e.g. cpu:0
-    devices: int  # how many devices of the set it stands for: those that report the same name
+    alike: int  # how many devices of the set it stands for: those that report the same name
     images_per_round: int
     seconds: tuple[float, ...]
 
@@ -122,8 +122,12 @@ class Result:
         for local in self.local:
             if len(local.seconds) != self.rounds or not all(math.isfinite(v) and v > 0 for v in local.seconds):
                 raise Unusable(f"the local step on {local.device} has unusable round times")
+            if local.alike < 1 or local.images_per_round <= 0:
+                raise Unusable(f"the local step on {local.device} stands for no device or no images")
         if not all(b.bytes > 0 and math.isfinite(b.seconds) and b.seconds > 0 and b.ranks > 1 for b in self.all_reduce):
             raise Unusable("an all-reduce timing is not a positive number")
+        if len({b.ranks for b in self.all_reduce}) > 1:
+            raise Unusable("all-reduce timings over different numbers of ranks")
 
     @property
     def gradient(self) -> AllReduce | None:
@@ -146,7 +150,7 @@ class Result:
         share = [(self.round_seconds[i] - slowest[i]) / self.round_seconds[i] for i in pairs]
         capacity = None
         if len(self.local) > 1:
-            throughputs = [sum(d.devices * d.images_per_round / d.seconds[i] for d in self.local) for i in pairs]
+            throughputs = [sum(d.alike * d.images_per_round / d.seconds[i] for d in self.local) for i in pairs]
             capacity = statistics.median(t / r for t, r in zip(throughputs, reference, strict=True))
         return Split(
             statistics.median(bound),

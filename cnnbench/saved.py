@@ -93,7 +93,7 @@ def extra_info(case: Case, result: Result, stats: SpeedupStats | None) -> dict[s
         info["local_steps"] = [
             {
                 "device": d.device,
-                "devices": d.devices,
+                "alike": d.alike,
                 "images_per_round": d.images_per_round,
                 "seconds": list(d.seconds),
             }
@@ -153,15 +153,17 @@ def read_result(bench: dict[str, Any]) -> Result:
         )
     except KeyError as error:
         raise Unusable(f"no {error.args[0]!r} in its extra_info") from None
-    except (TypeError, ValueError, AttributeError) as error:
+    except (TypeError, ValueError, AttributeError, OverflowError) as error:
         raise Unusable(f"unreadable extra_info ({error})") from None
     result.check()
     return result
 
 
 def _local(item: dict[str, Any]) -> LocalRounds:
+    if not isinstance(item["seconds"], list):
+        raise TypeError(f"local step seconds {item['seconds']!r} are not a list")
     seconds = tuple(float(s) for s in item["seconds"])
-    return LocalRounds(_text(item["device"]), int(item["devices"]), int(item["images_per_round"]), seconds)
+    return LocalRounds(_text(item["device"]), int(item["alike"]), int(item["images_per_round"]), seconds)
 
 
 def _all_reduce(item: dict[str, Any]) -> AllReduce:

@@ -50,9 +50,7 @@ class CnnbenchSession:
         self, name: str, case: Case, round_seconds: list[float], pair: Pair, all_reduce: tuple[AllReduce, ...]
     ) -> dict:
         """Add a finished benchmark to the run; returns its ``extra_info``."""
-        rounds = len(round_seconds)
-        references = pair.reference_seconds[:rounds]  # --benchmark-cprofile runs one more
-        local = pair.local_rounds(rounds)
+        references, local = pair.paired_rounds(len(round_seconds))
         result = result_of(name, case, round_seconds, references, pair.group.device_names, local, all_reduce)
         result.check()
         self.run.add(result)

@@ -33,7 +33,7 @@ from cnnbench.wrappers import get_wrapper
 
 PR_SET_PDEATHSIG = 1
 ALL_REDUCE_WARMUP, ALL_REDUCE_ITERATIONS = 5, 20  # nccl-tests' defaults, and the fewest timed
-ALL_REDUCE_SECONDS, ALL_REDUCE_MOST = 0.5, 1000  # how long a size's timed loop lasts, at most how many
+ALL_REDUCE_SECONDS, ALL_REDUCE_MOST = 0.5, 100_000  # how long a size's timed loop lasts, at most how many
 
 
 def die_with_parent() -> None:
@@ -88,8 +88,9 @@ def main(case_json: str, *modules: str) -> None:
         return str(step.loss.item())
 
     def all_reduce() -> str:
-        sizes = wrapper.buckets(wrapped) if wrapper.buckets else []
-        return json.dumps({size: all_reduce_seconds(size, devices[0], kind.synchronize) for size in sizes})
+        sizes = [wrapper.buckets(wrapped) if wrapper.buckets else []]
+        dist.broadcast_object_list(sizes, src=0)  # rank 0's buckets: every rank runs the same collectives
+        return json.dumps([[size, all_reduce_seconds(size, devices[0], kind.synchronize)] for size in sizes[0]])
 
     commands: dict[str, Callable[[], str]] = {"run": run_round, "all_reduce": all_reduce}
     number = 1

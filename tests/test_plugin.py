@@ -169,7 +169,7 @@ def test_a_short_real_run_saves_speedups(suite):
     assert low <= info["speedup"] <= high
     # the local step: single on cpu:0 at 16 images, a round before each of ddp's, beside the reference's
     (local,) = info["local_steps"]
-    assert (local["device"], local["devices"], local["images_per_round"]) == ("cpu:0", 2, 16)
+    assert (local["device"], local["alike"], local["images_per_round"]) == ("cpu:0", 2, 16)
     bound = sorted(ref / alone for ref, alone in zip(references, local["seconds"], strict=True))
     assert info["compute_bound_speedup"] == pytest.approx(bound[1])
     exposed = sorted(own - alone for own, alone in zip(info["round_seconds"], local["seconds"], strict=True))

@@ -226,3 +226,24 @@ def test_damaged_local_or_all_reduce_figures_are_unusable(local, bucket, why):
     )
     with pytest.raises(Unusable, match=why):
         result.check()
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda info: info["all_reduce_buckets"][0].update(bytes=float("inf")), "unreadable extra_info"),
+        (lambda info: info["local_steps"][0].update(seconds="111"), "unreadable extra_info"),
+        (lambda info: info["local_steps"][0].update(alike=0), "stands for no device"),
+        (lambda info: info["local_steps"][0].pop("alike"), "no 'alike' in its extra_info"),
+        (lambda info: info["all_reduce_buckets"][0].update(ranks=3), "different numbers of ranks"),
+    ],
+)
+def test_damaged_new_keys_of_a_saved_result_make_it_unusable_never_a_traceback(damage, why):
+    case = make_case("ddp", "cpu:0,1")
+    local = LocalRounds("cpu:0", 2, 64 * 20, (1.1, 1.2, 1.0))
+    buckets = (AllReduce(1_059_368, 0.0013, 2), AllReduce(511_584, 0.0009, 2))
+    result = result_of("t", case, [1.5, 1.6, 1.4], [2.0, 2.1, 1.9], [], (local,), buckets)
+    info = json.loads(json.dumps(extra_info(case, result, Run([result]).speedup_stats(result))))
+    damage(info)
+    with pytest.raises(Unusable, match=why):
+        read_result({"fullname": "t", "extra_info": info})

@@ -48,7 +48,7 @@ def test_a_slower_device_in_a_mixed_set_sets_the_even_ideal_and_adds_to_the_capa
     direct = [found[f"single-cpu:{i}"]["images_per_second"] for i in (0, 1)]
     assert direct[1] < 0.8 * direct[0], direct  # the busy core made cpu:1 the slower device
     two = found["ddp-cpu:0,1"]
-    assert [(d["device"], d["devices"]) for d in two["local_steps"]] == [("cpu:0", 1), ("cpu:1", 1)]
+    assert [(d["device"], d["alike"]) for d in two["local_steps"]] == [("cpu:0", 1), ("cpu:1", 1)]
     assert len(set(two["device_names"])) == 2
     assert two["ideal_capacity"] == pytest.approx(sum(direct) / direct[0], rel=0.2)
     assert two["compute_bound_speedup"] == pytest.approx(2 * min(direct) / direct[0], rel=0.2)
