@@ -1,8 +1,10 @@
 """The bare loop's command line: help, usage errors, its figures and --compare against a saved run."""
 
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -160,9 +162,16 @@ def test_the_plain_all_reduce_loop_prints_nccl_tests_figures_per_size():
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1"]
     command += [f"--master-port={port}", "-m", "cnnbench.bare_all_reduce", "--bytes", "4096", "65536"]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    lines = [line.split() for line in done.stdout.splitlines() if "busbw" in line]
+    run = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        out, err = run.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)  # torchrun and both ranks, whatever happened
+    assert run.returncode == 0, err
+    lines = [line.split() for line in out.splitlines() if "busbw" in line]
     assert [int(line[0]) for line in lines] == [4096, 65536]  # one line per size, from rank 0 alone
     for line in lines:
         seconds, algbw, busbw = float(line[2]) / 1e3, float(line[5]), float(line[8])
