@@ -226,6 +226,19 @@ def cnnbench_group(
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A benchmark whose setup failed (its worker group did not start) never ran. pytest-benchmark's
+    own hook, inside this one, resets the fixture's ``skipped`` from the report's outcome, which
+    would add "fixture was not used at all" to the error: say it again after it."""
+    report = yield
+    if SESSION in item.config.stash and call.when == "setup" and call.excinfo is not None:
+        benchmark = getattr(item, "funcargs", {}).get("benchmark")
+        if benchmark is not None:
+            benchmark.skipped = True
+    return report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     """Before pytest-benchmark saves: judge the run, and keep a bad one away from the baselines."""
     config = session.config
