@@ -14,6 +14,8 @@ from typing import Protocol
 
 import torch
 
+LOADER_WORKERS = 4  # per GPU process, at most: a common choice for CIFAR-sized images
+
 
 class DeviceKind(Protocol):
     name: str
@@ -30,6 +32,10 @@ class DeviceKind(Protocol):
     def synchronize(self, device: torch.device) -> None: ...
 
     def describe(self, device: torch.device) -> str: ...
+
+    def loader_workers(self, cores: int, ranks: int) -> int:
+        """Data loader worker processes for each of ``ranks`` processes on one machine, each owning
+        ``cores`` cores where the kind pins processes; 0: a process loads its batches itself."""
 
 
 class CudaKind:
@@ -51,6 +57,11 @@ class CudaKind:
     def describe(self, device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
 
+    def loader_workers(self, cores: int, ranks: int) -> int:
+        """LOADER_WORKERS per GPU process, fewer where the usable cores shared among the processes,
+        one of each share kept for the process itself, leave less."""
+        return min(LOADER_WORKERS, max(len(usable_cores()) // ranks - 1, 0))
+
 
 class CpuKind:
     name = "cpu"
@@ -71,6 +82,11 @@ class CpuKind:
     def describe(self, device: torch.device) -> str:
         threads = torch.get_num_threads()
         return f"CPU, {threads} thread{'s' if threads > 1 else ''}"
+
+    def loader_workers(self, cores: int, ranks: int) -> int:
+        """Loading counts against the device: its workers share the rank's own cores, one fewer
+        than it has, so a one-core device loads its batches in the rank itself."""
+        return max(cores - 1, 0)
 
 
 DEVICE_KINDS: dict[str, DeviceKind] = {kind.name: kind for kind in (CudaKind(), CpuKind())}

@@ -16,7 +16,7 @@ from cnnbench.environment import fingerprint, hardware_class
 from cnnbench.options import OPTION, OptionError
 from cnnbench.pairing import Pair
 from cnnbench.plot import matplotlib_missing
-from cnnbench.report import Report, judge, profile_note
+from cnnbench.report import Report, data_notes, judge, profile_note
 from cnnbench.results import AllReduce, Run
 from cnnbench.saved import SavedRun, extra_info, result_of
 
@@ -53,7 +53,8 @@ class CnnbenchSession:
         rounds = len(round_seconds)
         references = pair.reference_seconds[:rounds]  # --benchmark-cprofile runs one more
         local = pair.local_rounds(rounds)
-        result = result_of(name, case, round_seconds, references, pair.group.device_names, local, all_reduce)
+        names, held = pair.group.device_names, pair.held_seconds[:rounds]
+        result = result_of(name, case, round_seconds, references, names, local, all_reduce, held, pair.epoch_seconds)
         result.check()
         self.run.add(result)
         return extra_info(case, result, self.run.speedup_stats(result))
@@ -72,6 +73,6 @@ class CnnbenchSession:
             self.hardware,
             compared=compared,
             storage=str(benchmarks.storage) if benchmarks else None,
-            notes=[note for note in [profile_note(settings.models)] if note],
+            notes=[note for note in [profile_note(settings.models), *data_notes(settings.data)] if note],
         )
         return self.report
