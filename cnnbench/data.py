@@ -46,7 +46,7 @@ class DataSource:
 
     def describe(self) -> str:
         which = "the published set (checksums match)" if self.published else "not the published set (checksums differ)"
-        return f"data: {self} ({self.train_images} training images, {which})"
+        return f"data: {self}, {self.train_images} training images; {which}"
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class LoaderBatches:
             persistent_workers=feed.workers > 0,
             prefetch_factor=PREFETCH if feed.workers else None,
             timeout=feed.timeout if feed.workers else 0,
-            worker_init_fn=_die_with_rank,  # workers inherit the rank's cores (CPU) and its threads' cap
+            worker_init_fn=_die_with_rank,  # started by the rank, workers share its pinned cores (CPU)
         )
         self.device = feed.device
         self.memory_format = torch.channels_last if feed.channels_last else torch.contiguous_format

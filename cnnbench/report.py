@@ -346,8 +346,9 @@ def data_notes(source: DataSource) -> list[str]:
         return []
     return [
         source.describe(),
-        "note: each round starts with the batches its loader prefetched since the last one (2 per loader "
-        "worker), so with few steps per round part of the loading is hidden; --cnnbench-epochs times whole epochs",
+        "note: where a loader has workers, each round starts with the batches they prefetched since the last "
+        "one (2 each), so with few steps per round part of the loading is hidden; --cnnbench-epochs times whole "
+        "epochs",
     ]
 
 

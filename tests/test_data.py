@@ -158,8 +158,8 @@ def test_a_real_data_run_measures_the_loader_the_held_batch_and_an_epoch(suite, 
             "  single   cpu:0  * * *%  *..*  * s  1 timed",
             "  ddp      cpu:0  * * *%  *..*  * s  1 timed",
             "  ddp      cpu:0,1  * * *%  *..*  * s  1 timed",
-            f"data: cifar10:{tiny_cifar} (500 training images, not the published set (checksums differ))",
-            "note: each round starts with the batches its loader prefetched *",
+            f"data: cifar10:{tiny_cifar}, 500 training images; not the published set (checksums differ)",
+            "note: where a loader has workers, each round starts with the batches they prefetched *",
         ]
     )
     saved = {b["param"]: b["extra_info"] for b in json.loads((suite.path / "out.json").read_text())["benchmarks"]}
