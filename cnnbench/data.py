@@ -61,6 +61,7 @@ class Feed:
     channels_last: bool
     workers: int  # loader worker processes; 0: the process loads its batches itself
     timeout: float  # seconds a loader worker may take for one batch
+    pin_memory: bool = False  # stage batches in page-locked memory (the device kind says)
 
 
 class Batches(Protocol):
@@ -115,7 +116,7 @@ class LoaderBatches:
             sampler=self.sampler,
             drop_last=True,
             num_workers=feed.workers,
-            pin_memory=feed.device.type == "cuda",
+            pin_memory=feed.pin_memory,
             persistent_workers=feed.workers > 0,
             prefetch_factor=PREFETCH if feed.workers else None,
             timeout=feed.timeout if feed.workers else 0,

@@ -22,6 +22,7 @@ class DeviceKind(Protocol):
     backend: str  # torch.distributed backend for one process per device
     pinned: bool  # a device is a share of the CPU cores, owned by its process
     socket_env: str  # the variable that keeps the backend's sockets on one network interface
+    pin_memory: bool  # data loaders stage batches in page-locked host memory for the copy to the device
 
     def count(self) -> int:
         """How many devices of this kind the machine has (without initializing CUDA)."""
@@ -43,6 +44,7 @@ class CudaKind:
     backend = "nccl"
     pinned = False
     socket_env = "NCCL_SOCKET_IFNAME"
+    pin_memory = True
 
     def count(self) -> int:
         return torch.cuda.device_count()
@@ -68,6 +70,7 @@ class CpuKind:
     backend = "gloo"
     pinned = True
     socket_env = "GLOO_SOCKET_IFNAME"
+    pin_memory = False
 
     def count(self) -> int:
         return len(usable_cores())

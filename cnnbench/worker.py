@@ -77,8 +77,8 @@ def main(case_json: str, *modules: str) -> None:
     if case.channels_last:
         model = model.to(memory_format=torch.channels_last)
     # a loader batch that takes half a round's timeout fails the rank, before the group calls it hung
-    workers, timeout = case.loader_workers, case.timeout / 2
-    feed = Feed(batch, devices[0], rank, world_size, case.seed, case.channels_last, workers, timeout)
+    loading = {"workers": case.loader_workers, "timeout": case.timeout / 2, "pin_memory": kind.pin_memory}
+    feed = Feed(batch, devices[0], rank, world_size, case.seed, case.channels_last, **loading)
     batches = make_batches(case.data, feed)
     wrapped = wrapper.wrap(model, devices)
     step = TrainingStep(wrapped, devices[0], case.precision)
