@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cnnbench.data import DataSource
 from cnnbench.devices import DEVICE_KINDS, DeviceSet, parse_device_set
 from cnnbench.wrappers import get_wrapper, reference_wrapper
 
@@ -25,13 +26,14 @@ class Case:
     threads_per_device: int
     timeout: float
     seed: int = 0
+    data: DataSource = field(default_factory=DataSource)  # what the steps train on
 
     @property
     def model_config(self) -> str:
         """What speedups compare across: everything but the wrapper and the devices."""
         weak = self.scaling == "weak"
         batch = self.global_batch // len(self.devices) if weak else self.global_batch
-        tags = ["cl"] * self.channels_last + ["weak"] * weak
+        tags = ["cl"] * self.channels_last + ["weak"] * weak + [self.data.kind] * self.data.reads
         return "-".join([self.model, f"bs{batch}", self.precision, *tags])
 
     @property
@@ -63,6 +65,12 @@ class Case:
         first = DeviceSet(self.devices.kind, self.devices.indices[:1])
         return dataclasses.replace(self, wrapper=reference_wrapper().name, devices=first, global_batch=batch)
 
+    @property
+    def loader_workers(self) -> int:
+        """Loader worker processes of each process of the group, by the device kind's rule."""
+        cores = sum(len(share) for share in self.cores) // self.processes
+        return DEVICE_KINDS[self.devices.kind].loader_workers(cores, self.processes)
+
     def local(self, index: int) -> Case:
         """The local step on the set's ``index``-th device: the reference wrapper alone there, at
         the images that device gets. What the set could do if communication were free."""
@@ -90,4 +98,5 @@ class Case:
     def from_json(cls, text: str) -> Case:
         fields = json.loads(text)
         fields["devices"] = parse_device_set(fields["devices"])
+        fields["data"] = DataSource(**fields["data"])
         return cls(**fields)

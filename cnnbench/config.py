@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from cnnbench.cases import Case
 from cnnbench.compare import Gate
+from cnnbench.data import DataSource
 from cnnbench.devices import DEVICE_KINDS, DeviceSet, auto_device_sets, class_kind, usable_cores
 from cnnbench.options import PROFILES, OptionError, read
 from cnnbench.results import MIN_ROUNDS
@@ -29,6 +30,8 @@ class Settings:
     precision: str
     channels_last: bool
     timeout: float
+    data: DataSource = field(default_factory=DataSource)
+    epochs: int = 0  # whole epochs timed after the rounds; 0: an epoch's time is derived
     speedup_fail: float | None = None
     min_efficiency: float | None = None
     min_busbw: float | None = None
@@ -64,6 +67,15 @@ class Settings:
                     f"--cnnbench-batch-size: a global batch of {self.batch_size} cannot be split "
                     f"over the {len(devices)} devices of {devices}; valid: at least {len(devices)}"
                 )
+            if self.data.reads and self._global_batch(devices) > self.data.train_images:
+                raise OptionError(
+                    f"--cnnbench-batch-size: a global batch of {self._global_batch(devices)} on {devices} is more "
+                    f"than the {self.data.train_images} training images of {self.data}; valid: at most that"
+                )
+        if self.epochs and not self.data.reads:
+            raise OptionError(
+                "--cnnbench-epochs: synthetic data has no epochs; valid: with --cnnbench-data=cifar10:PATH"
+            )
         if self.gate.judges_speedup and self.rounds < MIN_ROUNDS:
             raise OptionError(
                 f"--cnnbench-rounds: {self.rounds} rounds cannot be judged by the gate; valid: at least {MIN_ROUNDS}"
@@ -85,11 +97,13 @@ class Settings:
                         cases.append(self._case(model, wrapper, devices))
         return sorted(cases, key=lambda c: (self.models.index(c.model), not get_wrapper(c.wrapper).is_reference))
 
+    def _global_batch(self, devices: DeviceSet) -> int:
+        return self.batch_size * len(devices) if self.scaling == "weak" else self.batch_size
+
     def _case(self, model: str, wrapper: str, devices: DeviceSet) -> Case:
-        weak = self.scaling == "weak"
         return Case(
             model=model,
-            global_batch=self.batch_size * len(devices) if weak else self.batch_size,
+            global_batch=self._global_batch(devices),
             precision=self.precision,
             channels_last=self.channels_last,
             scaling=self.scaling,
@@ -100,4 +114,5 @@ class Settings:
             warmup=self.warmup,
             threads_per_device=self.threads_per_device,
             timeout=self.timeout,
+            data=self.data,
         )

@@ -14,12 +14,15 @@ from typing import Protocol
 
 import torch
 
+LOADER_WORKERS = 4  # per GPU process, at most: a common choice for CIFAR-sized images
+
 
 class DeviceKind(Protocol):
     name: str
     backend: str  # torch.distributed backend for one process per device
     pinned: bool  # a device is a share of the CPU cores, owned by its process
     socket_env: str  # the variable that keeps the backend's sockets on one network interface
+    pin_memory: bool  # data loaders stage batches in page-locked host memory for the copy to the device
 
     def count(self) -> int:
         """How many devices of this kind the machine has (without initializing CUDA)."""
@@ -31,12 +34,17 @@ class DeviceKind(Protocol):
 
     def describe(self, device: torch.device) -> str: ...
 
+    def loader_workers(self, cores: int, ranks: int) -> int:
+        """Data loader worker processes for each of ``ranks`` processes on one machine, each owning
+        ``cores`` cores where the kind pins processes; 0: a process loads its batches itself."""
+
 
 class CudaKind:
     name = "cuda"
     backend = "nccl"
     pinned = False
     socket_env = "NCCL_SOCKET_IFNAME"
+    pin_memory = True
 
     def count(self) -> int:
         return torch.cuda.device_count()
@@ -51,12 +59,18 @@ class CudaKind:
     def describe(self, device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
 
+    def loader_workers(self, cores: int, ranks: int) -> int:
+        """LOADER_WORKERS per GPU process, fewer where the usable cores shared among the processes,
+        one of each share kept for the process itself, leave less."""
+        return min(LOADER_WORKERS, max(len(usable_cores()) // ranks - 1, 0))
+
 
 class CpuKind:
     name = "cpu"
     backend = "gloo"
     pinned = True
     socket_env = "GLOO_SOCKET_IFNAME"
+    pin_memory = False
 
     def count(self) -> int:
         return len(usable_cores())
@@ -71,6 +85,11 @@ class CpuKind:
     def describe(self, device: torch.device) -> str:
         threads = torch.get_num_threads()
         return f"CPU, {threads} thread{'s' if threads > 1 else ''}"
+
+    def loader_workers(self, cores: int, ranks: int) -> int:
+        """Loading counts against the device: its workers share the rank's own cores, one fewer
+        than it has, so a one-core device loads its batches in the rank itself."""
+        return max(cores - 1, 0)
 
 
 DEVICE_KINDS: dict[str, DeviceKind] = {kind.name: kind for kind in (CudaKind(), CpuKind())}

@@ -31,6 +31,7 @@ from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, RunProcs
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 from cnnbench.cases import Case
+from cnnbench.data import data_module
 from cnnbench.devices import DEVICE_KINDS
 from cnnbench.models import model_module
 from cnnbench.results import AllReduce
@@ -94,9 +95,10 @@ class WorkerGroup:
             raise
         self._busy = False
 
-    def run_round(self) -> None:
-        """One timed round: every rank runs ``case.steps`` steps; returns when the slowest is done."""
-        self.losses = [float(value) for value in self._command("run")]
+    def run_round(self, command: str = "run") -> None:
+        """One timed round: every rank runs ``case.steps`` steps; returns when the slowest is done.
+        ``held``: the same steps on one batch held on the device; ``epoch``: a whole epoch."""
+        self.losses = [float(value) for value in self._command(command)]
 
     def all_reduce(self) -> tuple[AllReduce, ...]:
         """All-reduce timings at the wrapper's gradient bucket sizes, on the group's own process
@@ -209,7 +211,8 @@ class _Waiter:
 
 
 def _argv(case: Case) -> tuple[str, ...]:
-    return ("-m", "cnnbench.worker", case.to_json(), model_module(case.model), wrapper_module(case.wrapper))
+    modules = (model_module(case.model), wrapper_module(case.wrapper), data_module(case.data.kind))
+    return ("-m", "cnnbench.worker", case.to_json(), *modules)
 
 
 def _environment(case: Case) -> dict[str, str]:

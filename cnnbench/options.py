@@ -89,6 +89,12 @@ def _devices(text: str) -> tuple[Any, ...] | str:
     return sets
 
 
+def _data(text: str) -> Any:
+    from cnnbench.data import data_source
+
+    return data_source(text)
+
+
 def _share(text: str) -> float:
     """``20%`` or ``0.2``."""
     number = text.strip()
@@ -192,6 +198,19 @@ OPTIONS = [
     Option("warmup", _count(0), "untimed warmup steps before the first round"),
     Option("precision", _choice(PRECISIONS), f"autocast precision: {', '.join(PRECISIONS)}", "fp32"),
     Option("channels-last", flag, "use channels_last memory format", "false"),
+    Option(
+        "data",
+        _data,
+        "training data: synthetic (one seeded batch made on each device) or cifar10:PATH (CIFAR-10's "
+        "training set in PATH/cifar-10-batches-py through an augmenting DataLoader; never downloaded)",
+        "synthetic",
+    ),
+    Option(
+        "epochs",
+        _count(1),
+        "with real data, time this many whole epochs after the rounds, each on its own",
+        unset="none: an epoch's time is derived from the median round",
+    ),
     Option(
         "timeout",
         _seconds,

@@ -9,6 +9,10 @@ outside its timed call: whatever slows the machine for a while slows every side 
 Reference groups are kept warm in a pool while their model config runs, and serve the
 reference's own benchmark too; local-step groups belong to their configuration and close with it,
 so a GPU holds at most the reference, one local step and the configuration's own rank.
+
+With real data (``--cnnbench-data``) every configuration, the reference's own benchmark included,
+also runs the same steps on one batch held on the device just before each of its rounds: the step
+without the input pipeline, paired with the round that takes its batches from the loader.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class Pair:
 
     ``before_round`` runs and times one reference round and one round of each local step;
     ``run_round`` is the configuration's round, which pytest-benchmark times. All are timed with
-    ``timer``: pytest-benchmark's own.
+    ``timer``: pytest-benchmark's own. With ``held``, ``before_round`` also times the configuration's
+    own steps on a batch held on its devices, last, just before its round.
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class Pair:
         reference: WorkerGroup | None,
         timer: Callable[[], float],
         local: dict[int, tuple[Case, WorkerGroup]] | None = None,
+        held: bool = False,
     ):
         self.group = group
         self.reference = reference
@@ -64,13 +70,16 @@ class Pair:
         self.local = local or {}  # the local step on each distinct device, by the device's place in the set
         self.reference_seconds: list[float] = []
         self._local_seconds: dict[int, list[float]] = {index: [] for index in self.local}
+        self.held = held
+        self.held_seconds: list[float] = []
+        self.epoch_seconds: list[float] = []  # whole epochs, each timed on its own after the rounds
 
     @classmethod
     def start(cls, case: Case, references: References, timer: Callable[[], float]) -> Pair:
         """Start ``case``'s groups, or take them warm from ``references``."""
         reference = case.reference
         if reference is None:
-            return cls(references.group(case), None, timer)
+            return cls(references.group(case), None, timer, held=case.data.reads)
         reference_group = references.group(reference)  # first: if it fails, nothing is left
         group = WorkerGroup(case)
         local: dict[int, tuple[Case, WorkerGroup]] = {}
@@ -82,22 +91,27 @@ class Pair:
             for started in [group, *(g for _, g in local.values() if g is not reference_group)]:
                 started.close()
             raise
-        return cls(group, reference_group, timer, local)
+        return cls(group, reference_group, timer, local, held=case.data.reads)
 
     def before_round(self) -> None:
-        if self.reference is None:
-            return
-        self.reference_seconds.append(self._time(self.reference))
-        for index, (_, group) in self.local.items():
-            seconds = self.reference_seconds[-1] if group is self.reference else self._time(group)
-            self._local_seconds[index].append(seconds)
+        if self.reference is not None:
+            self.reference_seconds.append(self._time(self.reference))
+            for index, (_, group) in self.local.items():
+                seconds = self.reference_seconds[-1] if group is self.reference else self._time(group)
+                self._local_seconds[index].append(seconds)
+        if self.held:
+            self.held_seconds.append(self._time(self.group, "held"))
 
     def run_round(self) -> None:
         self.group.run_round()
 
-    def _time(self, group: WorkerGroup) -> float:
+    def time_epochs(self, epochs: int) -> None:
+        """After the timed rounds: ``epochs`` whole epochs of the configuration, each timed alone."""
+        self.epoch_seconds = [self._time(self.group, "epoch") for _ in range(epochs)]
+
+    def _time(self, group: WorkerGroup, command: str = "run") -> float:
         start = self.timer()
-        group.run_round()
+        group.run_round(command)
         return self.timer() - start
 
     def paired_rounds(self, rounds: int) -> tuple[tuple[float, ...], tuple[LocalRounds, ...]]:

@@ -203,7 +203,8 @@ def cnnbench_group(
 ) -> Iterator[Pair]:
     """The case's worker group, paired with its reference's and its local steps', started and
     warmed up before the benchmark; the case's own group is closed after it. Records the result,
-    with the all-reduce timings taken on the group after its rounds."""
+    with the all-reduce timings and whole epochs (``--cnnbench-epochs``) timed on the group after
+    its rounds."""
     from cnnbench.pairing import Pair
 
     benchmark.group = cnnbench_case.model_config
@@ -219,10 +220,24 @@ def cnnbench_group(
         if stats and len(stats.stats.data) == cnnbench_case.rounds:
             all_reduce = pair.all_reduce()
             session = request.config.stash[SESSION]
+            pair.time_epochs(session.settings.epochs)
             info = session.record(benchmark.fullname, cnnbench_case, stats.stats.data, pair, all_reduce)
             benchmark.extra_info.update(info)
     finally:
         pair.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A benchmark whose setup failed (its worker group did not start) never ran. pytest-benchmark's
+    own hook, inside this one, resets the fixture's ``skipped`` from the report's outcome, which
+    would add "fixture was not used at all" to the error: say it again after it."""
+    report = yield
+    if SESSION in item.config.stash and call.when == "setup" and call.excinfo is not None:
+        benchmark = getattr(item, "funcargs", {}).get("benchmark")
+        if benchmark is not None:
+            benchmark.skipped = True
+    return report
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

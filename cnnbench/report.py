@@ -17,9 +17,11 @@ from cnnbench.results import Run
 from cnnbench.table import aligned
 
 if TYPE_CHECKING:
+    from cnnbench.data import DataSource
     from cnnbench.saved import SavedRun
 
 WORDS = (0, 1, 9)  # columns of names (wrapper, devices, verdict), left-aligned; numbers right-aligned
+PIPELINE_WORDS = (0, 1, 7)  # wrapper, devices, where the epoch's time came from
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,44 @@ def split_tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
     return out
 
 
+def pipeline_tables(report: Report) -> dict[str, list[tuple[str, ...]]]:
+    """Per model config with real data: each result's images per second through the loader against
+    the same steps on one batch held on the device, the share of the step time the loader adds, and
+    the time of an epoch (timed, or the training set at the median round's pace)."""
+    header = ("wrapper", "devices", "loader img/s", "held img/s", "input share", "95% CI", "epoch", "epoch from")
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for config in report.run.configs.values():
+        rows = [header]
+        for result in config.results.values():
+            if (pipeline := result.pipeline) is None:
+                continue
+            rows.append(
+                (
+                    result.wrapper,
+                    result.device_set,
+                    f"{result.images_per_second:.1f}",
+                    f"{pipeline.held_images_per_second:.1f}",
+                    f"{pipeline.input_share:.0%}",
+                    _range(pipeline.input_share_interval, ".0%"),
+                    _duration(pipeline.epoch_seconds),
+                    f"{len(result.epoch_seconds)} timed" if pipeline.epoch_timed else "median round",
+                )
+            )
+        if len(rows) > 1:
+            out[config.name] = rows
+    return out
+
+
+def _duration(seconds: float | None) -> str:
+    """``5:25`` from a minute on, as the published epoch times read; seconds below."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
 def bandwidth_rows(report: Report) -> list[tuple[str, ...]]:
     """Every timed all-reduce bucket: nccl-tests' algbw and busbw."""
     rows = [("wrapper", "devices", "bytes", "time", "algbw", "busbw")]
@@ -179,19 +219,22 @@ def text(report: Report, width: int | None = None) -> list[str]:
     """The terminal summary: aligned tables, names left and numbers right (fitted to ``width``, if
     given), the context, then the failed checks and the gate's result, where the eye lands."""
     lines = []
-    splits = split_tables(report)
+    splits, pipelines = split_tables(report), pipeline_tables(report)
     for config, rows in tables(report).items():
         lines += [config, *aligned(rows, WORDS, width, keys=2)]
         if config in splits:
             lines += ["  where the time went (per step; local step alone on its devices vs the rest):"]
             lines += aligned(splits[config], WORDS, width, keys=2)
+        if config in pipelines:
+            lines += ["  input pipeline (the loader vs the same steps on one batch held on the device):"]
+            lines += aligned(pipelines[config], PIPELINE_WORDS, width, keys=2)
     failed = [f"FAILED {short_name(name)}: {why}" for name, why in report.outcome.failures]
     return lines + _context(report) + failed + [report.outcome.line]
 
 
-def _markdown_table(rows: list[tuple[str, ...]]) -> list[str]:
+def _markdown_table(rows: list[tuple[str, ...]], words: tuple[int, ...] = WORDS) -> list[str]:
     lines = ["| " + " | ".join(rows[0]) + " |"]
-    lines.append("|" + "|".join("---" if i in WORDS else "---:" for i in range(len(rows[0]))) + "|")
+    lines.append("|" + "|".join("---" if i in words else "---:" for i in range(len(rows[0]))) + "|")
     return lines + ["| " + " | ".join(row) + " |" for row in rows[1:]] + [""]
 
 
@@ -240,12 +283,19 @@ def markdown(report: Report) -> str:
             "**Passed**" if report.gate.set else f"No gate was set ({', '.join(f'`{flag}`' for flag in gate_flags())})."
         )
     lines.append("")
-    splits = split_tables(report)
+    splits, pipelines = split_tables(report), pipeline_tables(report)
     for config, rows in tables(report).items():
         lines += [f"## {config}", "", *_markdown_table(rows)]
         if config in splits:
             lines += ["Where the time went, per step (the local step alone on its devices, against the rest):", ""]
             lines += _markdown_table(splits[config])
+        if config in pipelines:
+            lines += [
+                "The input pipeline: the rounds through the loader against the same steps on one batch held "
+                "on the device, the share of the step time the loader adds, and an epoch of the training set:",
+                "",
+            ]
+            lines += _markdown_table(pipelines[config], PIPELINE_WORDS)
     if buckets := bandwidth_rows(report):
         lines += ["## All-reduce at DDP's bucket sizes", "", *_markdown_table(buckets)]
     lines += ["## Run", ""] + [f"- {line}" for line in [*_context(report), report.outcome.line]]
@@ -292,6 +342,18 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def data_notes(source: DataSource) -> list[str]:
+    """What real data was read, and what a round of it cannot show."""
+    if not source.reads:
+        return []
+    return [
+        source.describe(),
+        "note: where a loader has workers, each round starts with the batches they prefetched since the last "
+        "one (2 each), so with few steps per round part of the loading is hidden; --cnnbench-epochs times whole "
+        "epochs",
+    ]
 
 
 def profile_note(models: tuple[str, ...]) -> str | None:

@@ -12,6 +12,10 @@ Where the time of a multi-device round goes comes from the same pairs: the local
 reference wrapper alone on one device of the set, at that device's share of the batch) runs
 beside the reference before each round, so each pair also gives what the set could reach if
 communication were free, and the time the step spent beyond it.
+
+With real data, each round's batches came through the loader, and just before it the same steps
+ran on one batch held on the device: each pair gives the share of the step time the input
+pipeline adds, (T_loader - T_held) / T_loader.
 """
 
 from __future__ import annotations
@@ -75,6 +79,17 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Pipeline:
+    """Real data through the loader against the same steps on one batch held on the device."""
+
+    held_images_per_second: float  # at the median held round: the step alone
+    input_share: float  # of the step time, median over the pairs: what the loader adds
+    input_share_interval: tuple[float, float] | None
+    epoch_seconds: float | None  # the whole training set; None without its size
+    epoch_timed: bool  # timed whole epochs (the median); else derived from the median round
+
+
+@dataclass(frozen=True)
 class Result:
     """One benchmark's measurement: what ran, its round times and its paired reference rounds."""
 
@@ -93,6 +108,9 @@ class Result:
     steps_per_round: int = 1
     local: tuple[LocalRounds, ...] = ()  # one per distinct device of the set, paired like the reference
     all_reduce: tuple[AllReduce, ...] = ()  # per gradient bucket, after the timed rounds (ddp)
+    held_seconds: tuple[float, ...] = ()  # real data: the steps on a held batch, one before each round
+    train_images: int = 0  # real data: images in the training set, for the epoch's time
+    epoch_seconds: tuple[float, ...] = ()  # whole epochs, each timed on its own (--cnnbench-epochs)
 
     @property
     def rounds(self) -> int:
@@ -124,6 +142,9 @@ class Result:
                 raise Unusable(f"the local step on {local.device} has unusable round times")
             if local.alike < 1 or local.images_per_round <= 0:
                 raise Unusable(f"the local step on {local.device} stands for no device or no images")
+        held, epochs = self.held_seconds, self.epoch_seconds
+        if (held and len(held) != self.rounds) or not all(math.isfinite(v) and v > 0 for v in held + epochs):
+            raise Unusable("the held-batch rounds or the timed epochs are not positive numbers, one per round")
         if not all(b.bytes > 0 and math.isfinite(b.seconds) and b.seconds > 0 and b.ranks > 1 for b in self.all_reduce):
             raise Unusable("an all-reduce timing is not a positive number")
         if len({b.ranks for b in self.all_reduce}) > 1:
@@ -136,6 +157,26 @@ class Result:
             return None
         buckets = self.all_reduce
         return AllReduce(sum(b.bytes for b in buckets), sum(b.seconds for b in buckets), buckets[0].ranks)
+
+    @cached_property
+    def pipeline(self) -> Pipeline | None:
+        """The loader against the held batch, per pair, and an epoch's time; None without held rounds.
+        An epoch is the timed epochs' median, or else the training set at the median round's pace."""
+        if not self.held_seconds:
+            return None
+        pairs = zip(self.round_seconds, self.held_seconds, strict=True)
+        share = [(loader - held) / loader for loader, held in pairs]
+        if self.epoch_seconds:
+            epoch = statistics.median(self.epoch_seconds)
+        else:
+            epoch = self.train_images / self.images_per_second if self.train_images else None
+        return Pipeline(
+            self.images_per_round / statistics.median(self.held_seconds),
+            statistics.median(share),
+            median_interval(share),
+            epoch,
+            bool(self.epoch_seconds),
+        )
 
     @cached_property
     def split(self) -> Split | None:

@@ -1,12 +1,14 @@
 """The edge between typed results and pytest-benchmark's JSON: each result's ``extra_info`` is
 written once, and a saved run is read once, into the same ``Result``.
 
-Runs saved before paired rounds (no ``reference_seconds``) still read: they compare unpaired.
+Runs saved before paired rounds (no ``reference_seconds``) still read: they compare unpaired;
+runs saved before real data (no ``data``) read as synthetic ones.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +26,8 @@ def workload(case: Case) -> dict[str, str]:
     out = {"steps per round": str(case.steps), "images per device": _split(case.device_batches)}
     if DEVICE_KINDS[case.devices.kind].pinned:
         out["threads per rank"] = str(case.threads_per_device)
+    if case.data.reads:
+        out["training images"] = str(case.data.train_images)
     return out
 
 
@@ -39,6 +43,8 @@ def result_of(
     device_names: list[str],
     local: tuple[LocalRounds, ...] = (),
     all_reduce: tuple[AllReduce, ...] = (),
+    held_seconds: Sequence[float] = (),
+    epoch_seconds: Sequence[float] = (),
 ) -> Result:
     reference = case.reference
     return Result(
@@ -57,6 +63,9 @@ def result_of(
         steps_per_round=case.steps,
         local=local,
         all_reduce=all_reduce,
+        held_seconds=tuple(held_seconds),
+        train_images=case.data.train_images,
+        epoch_seconds=tuple(epoch_seconds),
     )
 
 
@@ -107,6 +116,16 @@ def extra_info(case: Case, result: Result, stats: SpeedupStats | None) -> dict[s
         info["exposed_sync_share"] = split.sync_share
         if split.ideal_capacity is not None:
             info["ideal_capacity"] = split.ideal_capacity
+    if case.data.reads:
+        info |= {"data": case.data.kind, "train_images": case.data.train_images, "published_data": case.data.published}
+        info["loader_workers"] = case.loader_workers  # per process of the group
+    if pipeline := result.pipeline:
+        info["held_batch_seconds"] = list(result.held_seconds)
+        info["held_batch_images_per_second"] = pipeline.held_images_per_second
+        info["input_share"] = pipeline.input_share
+        info["input_share_ci"] = _listed(pipeline.input_share_interval)
+        info["epoch_seconds"] = pipeline.epoch_seconds
+        info["timed_epoch_seconds"] = list(result.epoch_seconds)  # empty: the epoch was derived
     if gradient := result.gradient:
         info["all_reduce_buckets"] = [_bandwidth(b) for b in result.all_reduce]  # the seconds: the slowest rank's mean
         info["gradient_all_reduce"] = _bandwidth(gradient)  # every bucket, one after another
@@ -133,6 +152,8 @@ def read_result(bench: dict[str, Any]) -> Result:
         work = {"steps per round": str(info["steps_per_round"]), "images per device": _split(batches)}
         if "threads_per_rank" in info:
             work["threads per rank"] = str(info["threads_per_rank"])
+        if "train_images" in info:
+            work["training images"] = str(info["train_images"])
         wrapper = info["wrapper"]
         result = Result(
             name=_text(bench["fullname"]),
@@ -150,6 +171,9 @@ def read_result(bench: dict[str, Any]) -> Result:
             steps_per_round=int(info["steps_per_round"]),
             local=tuple(_local(d) for d in info.get("local_steps") or ()),
             all_reduce=tuple(_all_reduce(b) for b in info.get("all_reduce_buckets") or ()),
+            held_seconds=tuple(float(s) for s in info.get("held_batch_seconds") or ()),
+            train_images=int(info.get("train_images") or 0),
+            epoch_seconds=tuple(float(s) for s in info.get("timed_epoch_seconds") or ()),
         )
     except KeyError as error:
         raise Unusable(f"no {error.args[0]!r} in its extra_info") from None

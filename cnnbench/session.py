@@ -16,7 +16,7 @@ from cnnbench.environment import fingerprint, hardware_class
 from cnnbench.options import OPTION, OptionError
 from cnnbench.pairing import Pair
 from cnnbench.plot import matplotlib_missing
-from cnnbench.report import Report, judge, profile_note
+from cnnbench.report import Report, data_notes, judge, profile_note
 from cnnbench.results import AllReduce, Run
 from cnnbench.saved import SavedRun, extra_info, result_of
 
@@ -50,8 +50,10 @@ class CnnbenchSession:
         self, name: str, case: Case, round_seconds: list[float], pair: Pair, all_reduce: tuple[AllReduce, ...]
     ) -> dict:
         """Add a finished benchmark to the run; returns its ``extra_info``."""
-        references, local = pair.paired_rounds(len(round_seconds))
-        result = result_of(name, case, round_seconds, references, pair.group.device_names, local, all_reduce)
+        rounds = len(round_seconds)
+        references, local = pair.paired_rounds(rounds)
+        names, held = pair.group.device_names, pair.held_seconds[:rounds]  # --benchmark-cprofile runs one more
+        result = result_of(name, case, round_seconds, references, names, local, all_reduce, held, pair.epoch_seconds)
         result.check()
         self.run.add(result)
         return extra_info(case, result, self.run.speedup_stats(result))
@@ -70,6 +72,6 @@ class CnnbenchSession:
             self.hardware,
             compared=compared,
             storage=str(benchmarks.storage) if benchmarks else None,
-            notes=[note for note in [profile_note(settings.models)] if note],
+            notes=[note for note in [profile_note(settings.models), *data_notes(settings.data)] if note],
         )
         return self.report

@@ -25,10 +25,11 @@ import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from cnnbench.cases import Case
+from cnnbench.data import Batches, Feed, make_batches
 from cnnbench.devices import DEVICE_KINDS
 from cnnbench.group import NO_DEADLINE, STOP_SIGNALS
 from cnnbench.models import create_model
-from cnnbench.step import TrainingStep, synthetic_batch
+from cnnbench.step import TrainingStep
 from cnnbench.wrappers import get_wrapper
 
 PR_SET_PDEATHSIG = 1
@@ -75,24 +76,38 @@ def main(case_json: str, *modules: str) -> None:
     model = create_model(case.model).to(devices[0])
     if case.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    images, labels = synthetic_batch(batch, devices[0], case.seed + rank, case.channels_last)
+    # a loader batch that takes half a round's timeout fails the rank, before the group calls it hung
+    loading = {"workers": case.loader_workers, "timeout": case.timeout / 2, "pin_memory": kind.pin_memory}
+    feed = Feed(batch, devices[0], rank, world_size, case.seed, case.channels_last, **loading)
+    batches = make_batches(case.data, feed)
     wrapped = wrapper.wrap(model, devices)
-    step = TrainingStep(wrapped, images, labels, case.precision)
-    step.run(case.warmup)
+    step = TrainingStep(wrapped, devices[0], case.precision)
+    step.run(case.warmup, batches)
+    held = batches.held()
     kind.synchronize(devices[0])
     control.set(f"ready/{rank}", json.dumps([kind.describe(device) for device in devices]))
 
-    def run_round() -> str:
-        step.run(case.steps)
+    def run_round(source: Batches = batches, steps: int = case.steps) -> str:
+        step.run(steps, source)
         kind.synchronize(devices[0])
         return str(step.loss.item())
+
+    def run_epoch() -> str:
+        """A whole epoch from its first batch: the same number of steps on every rank."""
+        batches.new_epoch()
+        return run_round(batches, case.data.train_images // case.global_batch)
 
     def all_reduce() -> str:
         sizes = [wrapper.buckets(wrapped) if wrapper.buckets else []]
         dist.broadcast_object_list(sizes, src=0)  # rank 0's buckets: every rank runs the same collectives
         return json.dumps([[size, all_reduce_seconds(size, devices[0], kind.synchronize)] for size in sizes[0]])
 
-    commands: dict[str, Callable[[], str]] = {"run": run_round, "all_reduce": all_reduce}
+    commands: dict[str, Callable[[], str]] = {
+        "run": run_round,
+        "held": lambda: run_round(held),  # the same steps without the input pipeline
+        "epoch": run_epoch,
+        "all_reduce": all_reduce,
+    }
     number = 1
     while (command := control.get(f"go/{number}").decode()) in commands:
         control.set(f"done/{number}/{rank}", commands[command]())

@@ -18,3 +18,12 @@ def suite(pytester, monkeypatch):
     # In-process runs see the plugin already imported by this session, which is no fault of theirs.
     monkeypatch.setenv("PYTEST_ADDOPTS", "-W ignore::pytest.PytestAssertRewriteWarning")
     return pytester
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(tmp_path_factory) -> Path:
+    """A folder holding CIFAR-10's python version in the real on-disk format: 500 random training
+    images, so not the published set."""
+    from cifar_files import write
+
+    return write(tmp_path_factory.mktemp("cifar"))

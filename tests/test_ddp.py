@@ -5,6 +5,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from cnnbench.data import SyntheticBatches
 from cnnbench.step import TrainingStep
 from cnnbench.wrappers import get_wrapper
 
@@ -28,7 +29,7 @@ def ddp_rank(rank: int, store_path: str, out_path: str) -> None:
     images, labels = batch()
     half = slice(rank * 4, rank * 4 + 4)
     model = get_wrapper("ddp").wrap(small_net(), [torch.device("cpu")])
-    TrainingStep(model, images[half], labels[half]).run(2)
+    TrainingStep(model, torch.device("cpu")).run(2, SyntheticBatches(images[half], labels[half]))
     if rank == 0:
         torch.save(model.module.state_dict(), out_path)
     dist.destroy_process_group()
@@ -37,7 +38,7 @@ def ddp_rank(rank: int, store_path: str, out_path: str) -> None:
 def test_two_gloo_ranks_match_one_process(tmp_path):
     mp.spawn(ddp_rank, args=(str(tmp_path / "store"), str(tmp_path / "ddp.pt")), nprocs=2)
     model = small_net()
-    TrainingStep(model, *batch()).run(2)
+    TrainingStep(model, torch.device("cpu")).run(2, SyntheticBatches(*batch()))
     ddp_state = torch.load(tmp_path / "ddp.pt", weights_only=True)
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(ddp_state[name], tensor, rtol=1e-5, atol=1e-6, msg=name)

@@ -27,6 +27,8 @@ def test_help_lists_every_option_with_its_default(suite):
         "warmup",
         "precision",
         "channels-last",
+        "data",
+        "epochs",
         "timeout",
         "speedup-fail",
         "min-efficiency",
@@ -40,6 +42,7 @@ def test_help_lists_every_option_with_its_default(suite):
         ["  cnnbench_steps (string):", "*training steps per timed round (default: the profile's)"]
     )
     result.stdout.fnmatch_lines(["  cnnbench_channels_last (bool):", "*channels_last memory format (default: false)"])
+    result.stdout.fnmatch_lines(["  --cnnbench-data=DATA *", "*never downloaded) (default: synthetic)"])
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from matplotlib.image import imread
 from cnnbench.compare import Gate, outcome, verdicts
 from cnnbench.plot import plot
 from cnnbench.report import Report, markdown, text, write_atomically
+from cnnbench.results import Run
 from cnnbench.saved import read_run
 
 DATA = Path(__file__).parent / "data"
@@ -127,3 +128,32 @@ def test_a_speedup_beyond_the_ideal_is_called_implausible():
     warned = [line for line in text(flipped) if line.startswith("warning:")]
     assert sorted(w.split(" measured")[0] for w in warned) == ["warning: ddp cpu:0", "warning: ddp cpu:0,1"]
     assert "beyond the ideal, so its reference was probably disturbed" in warned[0]
+
+
+def test_real_data_adds_an_input_pipeline_table_within_100_columns():
+    """Laid out with the published epoch times (5:25 on one GPU, 2:23 on three), not measured ones."""
+    base = report("paired_idle.json", None)
+    saved = {(r.wrapper, r.device_set): r for r in base.run.results.values()}
+    n = len(saved["single", "cpu:0"].round_seconds)
+    epoch = {"images_per_round": 128 * 391, "train_images": 128 * 391}
+    single = replace(saved["single", "cpu:0"], round_seconds=(325.0,) * n, held_seconds=(299.0,) * n, **epoch)
+    three = replace(
+        saved["ddp", "cpu:0,1"],
+        round_seconds=(143.0,) * n,
+        held_seconds=(120.0,) * n,
+        epoch_seconds=(143.0,),
+        reference_seconds=(325.0,) * n,
+        reference_images_per_round=128 * 391,
+        **epoch,
+    )
+    lines = text(replace(base, run=Run([single, three]), verdicts={}), width=100)
+    start = lines.index("  input pipeline (the loader vs the same steps on one batch held on the device):")
+    assert lines[start + 1] == (
+        "  wrapper  devices  loader img/s  held img/s  input share    95% CI  epoch  epoch from"
+    )
+    assert lines[start + 2].split() == ["single", "cpu:0", "154.0", "167.4", "8%", "8%..8%", "5:25", "median", "round"]
+    assert lines[start + 3].split() == ["ddp", "cpu:0,1", "350.0", "417.1", "16%", "16%..16%", "2:23", "1", "timed"]
+    assert all(len(line) <= 100 for line in lines[: start + 4])  # every table
+    out = markdown(replace(base, run=Run([single, three]), verdicts={}))
+    assert "| wrapper | devices | loader img/s | held img/s | input share | 95% CI | epoch | epoch from |" in out
+    assert "|---|---|---:|---:|---:|---:|---:|---|" in out

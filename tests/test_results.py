@@ -2,10 +2,12 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
 from cnnbench.cases import Case
+from cnnbench.data import DataSource
 from cnnbench.devices import parse_device_set
 from cnnbench.results import (
     MIN_ROUNDS,
@@ -247,3 +249,54 @@ def test_damaged_new_keys_of_a_saved_result_make_it_unusable_never_a_traceback(d
     damage(info)
     with pytest.raises(Unusable, match=why):
         read_result({"fullname": "t", "extra_info": info})
+
+
+CIFAR10 = DataSource("cifar10", "/data/cifar10", 50_000, True)
+
+
+def test_real_data_gives_the_input_share_per_pair_and_an_epoch_at_the_median_rounds_pace():
+    case = dataclasses.replace(make_case("ddp", "cpu:0,1"), data=CIFAR10)
+    assert case.model_config == "googlenet_cifar-bs128-fp32-cifar10"
+    assert case.reference.model_config == case.model_config  # measured against a real-data single
+    rounds, held = [2.0, 2.5, 2.2], [1.5, 1.5, 1.1]
+    result = result_of("t", case, rounds, [3.0] * 3, [], held_seconds=held)
+    pipeline = result.pipeline
+    assert pipeline.input_share == pytest.approx(0.4)  # the median of 25%, 40% and 50%
+    assert pipeline.input_share_interval[0] <= 0.4 <= pipeline.input_share_interval[1]
+    assert pipeline.held_images_per_second == pytest.approx(128 * 20 / 1.5)
+    assert pipeline.epoch_seconds == pytest.approx(50_000 / (128 * 20) * 2.2) and not pipeline.epoch_timed
+    timed = result_of("t", case, rounds, [3.0] * 3, [], held_seconds=held, epoch_seconds=[40.0, 44.0, 41.0])
+    assert timed.pipeline.epoch_seconds == 41.0 and timed.pipeline.epoch_timed
+
+
+def test_real_data_figures_survive_a_save_and_a_read_and_older_runs_have_none():
+    case = dataclasses.replace(make_case("ddp", "cpu:0,1"), data=CIFAR10)
+    result = result_of("t", case, [2.0, 2.5, 2.2], [3.0] * 3, [], held_seconds=[1.5, 1.5, 1.1], epoch_seconds=[41.0])
+    info = extra_info(case, result, Run([result]).speedup_stats(result))
+    assert (info["data"], info["train_images"], info["published_data"], info["loader_workers"]) == (
+        "cifar10",
+        50_000,
+        True,
+        0,  # one core per CPU device: the rank loads its batches itself
+    )
+    assert (info["epoch_seconds"], info["timed_epoch_seconds"]) == (41.0, [41.0])
+    again = read_result({"fullname": "t", "extra_info": json.loads(json.dumps(info))})
+    assert again == result and again.pipeline == result.pipeline
+    assert again.workload["training images"] == "50000"  # a tiny set's run is not comparable with it
+    older = json.loads((Path(__file__).parent / "data" / "paired_idle.json").read_text())["benchmarks"]
+    assert all(read_result(bench).pipeline is None for bench in older)
+
+
+def test_damaged_held_rounds_are_unusable():
+    case = dataclasses.replace(make_case("ddp", "cpu:0,1"), data=CIFAR10)
+    with pytest.raises(Unusable, match="held-batch rounds"):
+        result_of("t", case, [2.0] * 3, [3.0] * 3, [], held_seconds=[1.0, 1.0]).check()
+
+
+def test_loader_workers_follow_the_device_kind(monkeypatch):
+    monkeypatch.setattr("cnnbench.devices.usable_cores", lambda: list(range(8)))
+    assert make_case("single", "cpu:0").loader_workers == 0  # one core: loading in the rank itself
+    assert dataclasses.replace(make_case("single", "cpu:0"), threads_per_device=2).loader_workers == 1
+    assert dataclasses.replace(make_case("ddp", "cpu:0,1"), threads_per_device=4).loader_workers == 3
+    assert make_case("ddp", "cuda:0,1").loader_workers == 3  # 8 cores over 2 GPU ranks, one each kept
+    assert make_case("single", "cuda:0").loader_workers == 4  # at most LOADER_WORKERS
