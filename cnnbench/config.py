@@ -28,6 +28,7 @@ class Settings:
     warmup: int
     precision: str
     channels_last: bool
+    compile: bool
     timeout: float
     speedup_fail: float | None = None
     min_efficiency: float | None = None
@@ -100,4 +101,5 @@ class Settings:
             warmup=self.warmup,
             threads_per_device=self.threads_per_device,
             timeout=self.timeout,
+            compile=self.compile,
         )

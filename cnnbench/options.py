@@ -192,6 +192,13 @@ OPTIONS = [
     Option("warmup", _count(0), "untimed warmup steps before the first round"),
     Option("precision", _choice(PRECISIONS), f"autocast precision: {', '.join(PRECISIONS)}", "fp32"),
     Option("channels-last", flag, "use channels_last memory format", "false"),
+    Option(
+        "compile",
+        flag,
+        "torch.compile the model (single, ddp, fsdp; dp is skipped) before the warmup; the compile time "
+        "is reported beside the run, never inside a round",
+        "false",
+    ),
     Option("timeout", _seconds, "seconds a worker group may take to start or to finish one round", "600"),
     Option(
         "speedup-fail",

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 SESSION = pytest.StashKey["CnnbenchSession"]()  # present only when cnnbench is switched on
 PYTEST_SESSION = pytest.StashKey[pytest.Session]()
+NEVER_STARTED = pytest.StashKey[bool]()  # on a test item whose worker groups failed to start
 SUITE_FLAG = "CNNBENCH_SUITE"
 # Warnings pytest-benchmark gives while it loads baselines, in its pytest_configure: an unreadable
 # saved run is skipped with a warning, never an error, even where warnings are errors; "no baseline"
@@ -212,6 +213,7 @@ def cnnbench_group(
         pair = Pair.start(cnnbench_case, cnnbench_references, timer)
     except BaseException:
         benchmark.skipped = True  # it never ran: no "fixture was not used" warning on top of the error
+        request.node.stash[NEVER_STARTED] = True
         raise
     try:
         yield pair
@@ -223,6 +225,17 @@ def cnnbench_group(
             benchmark.extra_info.update(info)
     finally:
         pair.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """After pytest-benchmark's own, which marks its fixture skipped or not by the phase's outcome: a
+    test whose groups failed to start (a rank error, a failed compile) did not skip, but never got to
+    use the fixture either; its error says so, without a "fixture was not used" warning on top."""
+    report = yield
+    if item.stash.get(NEVER_STARTED, False):
+        item.funcargs["benchmark"].skipped = True
+    return report
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

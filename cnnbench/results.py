@@ -93,6 +93,8 @@ class Result:
     steps_per_round: int = 1
     local: tuple[LocalRounds, ...] = ()  # one per distinct device of the set, paired like the reference
     all_reduce: tuple[AllReduce, ...] = ()  # per gradient bucket, after the timed rounds (ddp)
+    compile_seconds: float | None = None  # the first compiled step, before the warmup (slowest rank); None: eager
+    compiled_graphs: int | None = None  # graphs torch.compile captured (the most on any rank)
 
     @property
     def rounds(self) -> int:

@@ -39,6 +39,8 @@ def result_of(
     device_names: list[str],
     local: tuple[LocalRounds, ...] = (),
     all_reduce: tuple[AllReduce, ...] = (),
+    compile_seconds: float | None = None,
+    compiled_graphs: int | None = None,
 ) -> Result:
     reference = case.reference
     return Result(
@@ -57,6 +59,8 @@ def result_of(
         steps_per_round=case.steps,
         local=local,
         all_reduce=all_reduce,
+        compile_seconds=compile_seconds,
+        compiled_graphs=compiled_graphs,
     )
 
 
@@ -76,6 +80,9 @@ def extra_info(case: Case, result: Result, stats: SpeedupStats | None) -> dict[s
         "warmup_steps": case.warmup,
         "precision": case.precision,
         "channels_last": case.channels_last,
+        "compiled": case.compile,
+        "compile_seconds": result.compile_seconds,
+        "compiled_graphs": result.compiled_graphs,
         "device_names": list(result.device_names),
         "round_seconds": list(result.round_seconds),
         "reference": case.reference.id if case.reference else None,
@@ -150,6 +157,8 @@ def read_result(bench: dict[str, Any]) -> Result:
             steps_per_round=int(info["steps_per_round"]),
             local=tuple(_local(d) for d in info.get("local_steps") or ()),
             all_reduce=tuple(_all_reduce(b) for b in info.get("all_reduce_buckets") or ()),
+            compile_seconds=_optional(float, info.get("compile_seconds")),
+            compiled_graphs=_optional(int, info.get("compiled_graphs")),
         )
     except KeyError as error:
         raise Unusable(f"no {error.args[0]!r} in its extra_info") from None
@@ -166,6 +175,10 @@ def _local(item: dict[str, Any]) -> LocalRounds:
 
 def _all_reduce(item: dict[str, Any]) -> AllReduce:
     return AllReduce(int(item["bytes"]), float(item["seconds"]), int(item["ranks"]))
+
+
+def _optional(kind: type, value: Any) -> Any:
+    return None if value is None else kind(value)
 
 
 def _text(value: Any) -> str:

@@ -53,7 +53,18 @@ class CnnbenchSession:
         rounds = len(round_seconds)
         references = pair.reference_seconds[:rounds]  # --benchmark-cprofile runs one more
         local = pair.local_rounds(rounds)
-        result = result_of(name, case, round_seconds, references, pair.group.device_names, local, all_reduce)
+        group = pair.group
+        result = result_of(
+            name,
+            case,
+            round_seconds,
+            references,
+            group.device_names,
+            local,
+            all_reduce,
+            group.compile_seconds,
+            group.compiled_graphs,
+        )
         result.check()
         self.run.add(result)
         return extra_info(case, result, self.run.speedup_stats(result))
