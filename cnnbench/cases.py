@@ -27,6 +27,7 @@ class Case:
     timeout: float
     seed: int = 0
     data: DataSource = field(default_factory=DataSource)  # what the steps train on
+    compile: bool = False  # torch.compile the wrapped model (the wrapper says how)
 
     @property
     def model_config(self) -> str:
@@ -34,6 +35,7 @@ class Case:
         weak = self.scaling == "weak"
         batch = self.global_batch // len(self.devices) if weak else self.global_batch
         tags = ["cl"] * self.channels_last + ["weak"] * weak + [self.data.kind] * self.data.reads
+        tags += ["compiled"] * self.compile
         return "-".join([self.model, f"bs{batch}", self.precision, *tags])
 
     @property
@@ -81,8 +83,12 @@ class Case:
     def unavailable(self) -> str | None:
         """Why this machine cannot run the case (a skip reason), or None."""
         wrapper = get_wrapper(self.wrapper)
+        if reason := wrapper.unavailable():
+            return reason
         if self.devices.kind not in wrapper.kinds:
             return f"{self.wrapper} runs on {', '.join(wrapper.kinds)} devices only, not {self.devices}"
+        if self.compile and wrapper.compile is None:
+            return f"{self.wrapper} is not compiled (--cnnbench-compile): {wrapper.no_compile}"
         idle = [d for d, n in zip(self.devices.devices, self.device_batches, strict=False) if n == 0]
         idle += self.devices.devices[len(self.device_batches) :]
         if idle:

@@ -29,6 +29,7 @@ class Settings:
     warmup: int
     precision: str
     channels_last: bool
+    compile: bool
     timeout: float
     data: DataSource = field(default_factory=DataSource)
     epochs: int = 0  # whole epochs timed after the rounds; 0: an epoch's time is derived
@@ -115,4 +116,5 @@ class Settings:
             threads_per_device=self.threads_per_device,
             timeout=self.timeout,
             data=self.data,
+            compile=self.compile,
         )

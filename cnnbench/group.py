@@ -89,10 +89,15 @@ class WorkerGroup:
             raise
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal held meanwhile arrives here
-            self.device_names: list[str] = [name for value in self._await("ready") for name in json.loads(value)]
+            ready = [json.loads(value) for value in self._await("ready")]
         except BaseException:
             self.close()
             raise
+        self.device_names: list[str] = [name for rank in ready for name in rank["devices"]]
+        compiled = [rank["compile"] for rank in ready if rank["compile"]]
+        # the slowest rank's first compiled step (ranks compile side by side); None: not compiled
+        self.compile_seconds: float | None = max((c["seconds"] for c in compiled), default=None)
+        self.compiled_graphs: int | None = max((c["graphs"] for c in compiled), default=None)
         self._busy = False
 
     def run_round(self, command: str = "run") -> None:

@@ -199,6 +199,13 @@ OPTIONS = [
     Option("precision", _choice(PRECISIONS), f"autocast precision: {', '.join(PRECISIONS)}", "fp32"),
     Option("channels-last", flag, "use channels_last memory format", "false"),
     Option(
+        "compile",
+        flag,
+        "torch.compile the model (single, ddp, fsdp; dp is skipped) before the warmup; the compile time "
+        "is reported beside the run, never inside a round",
+        "false",
+    ),
+    Option(
         "data",
         _data,
         "training data: synthetic (one seeded batch made on each device) or cifar10:PATH (CIFAR-10's "

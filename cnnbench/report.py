@@ -212,7 +212,18 @@ def _context(report: Report) -> list[str]:
     if env.get("gpus"):
         names = {"cuda": "CUDA", "cudnn": "cuDNN", "nccl": "NCCL", "driver": "driver"}
         libraries += [f"{name} {env.get(key)}" for key, name in names.items()]
-    return [*lines, f"machine: {report.hardware}; {', '.join(libraries)}", *report.notes, *implausible(report)]
+    machine = f"machine: {report.hardware}; {', '.join(libraries)}"
+    return [*lines, machine, *report.notes, *compile_notes(report.run), *implausible(report)]
+
+
+def compile_notes(run: Run) -> list[str]:
+    """One line per compiled result: what its first step, compile included, took before the warmup."""
+    return [
+        f"compiled: {r.wrapper} {r.device_set} ({r.model_config}): first step {r.compile_seconds:.1f} s, "
+        f"compiling included, before the warmup (slowest rank; {r.compiled_graphs} graph(s))"
+        for r in run.results.values()
+        if r.compile_seconds is not None
+    ]
 
 
 def text(report: Report, width: int | None = None) -> list[str]:

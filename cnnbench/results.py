@@ -111,6 +111,8 @@ class Result:
     held_seconds: tuple[float, ...] = ()  # real data: the steps on a held batch, one before each round
     train_images: int = 0  # real data: images in the training set, for the epoch's time
     epoch_seconds: tuple[float, ...] = ()  # whole epochs, each timed on its own (--cnnbench-epochs)
+    compile_seconds: float | None = None  # the first compiled step, before the warmup (slowest rank); None: eager
+    compiled_graphs: int | None = None  # graphs torch.compile captured (the most on any rank)
 
     @property
     def rounds(self) -> int:

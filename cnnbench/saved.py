@@ -45,6 +45,8 @@ def result_of(
     all_reduce: tuple[AllReduce, ...] = (),
     held_seconds: Sequence[float] = (),
     epoch_seconds: Sequence[float] = (),
+    compile_seconds: float | None = None,
+    compiled_graphs: int | None = None,
 ) -> Result:
     reference = case.reference
     return Result(
@@ -66,6 +68,8 @@ def result_of(
         held_seconds=tuple(held_seconds),
         train_images=case.data.train_images,
         epoch_seconds=tuple(epoch_seconds),
+        compile_seconds=compile_seconds,
+        compiled_graphs=compiled_graphs,
     )
 
 
@@ -85,6 +89,9 @@ def extra_info(case: Case, result: Result, stats: SpeedupStats | None) -> dict[s
         "warmup_steps": case.warmup,
         "precision": case.precision,
         "channels_last": case.channels_last,
+        "compiled": case.compile,
+        "compile_seconds": result.compile_seconds,
+        "compiled_graphs": result.compiled_graphs,
         "device_names": list(result.device_names),
         "round_seconds": list(result.round_seconds),
         "reference": case.reference.id if case.reference else None,
@@ -174,6 +181,8 @@ def read_result(bench: dict[str, Any]) -> Result:
             held_seconds=tuple(float(s) for s in info.get("held_batch_seconds") or ()),
             train_images=int(info.get("train_images") or 0),
             epoch_seconds=tuple(float(s) for s in info.get("timed_epoch_seconds") or ()),
+            compile_seconds=_optional(float, info.get("compile_seconds")),
+            compiled_graphs=_optional(int, info.get("compiled_graphs")),
         )
     except KeyError as error:
         raise Unusable(f"no {error.args[0]!r} in its extra_info") from None
@@ -192,6 +201,10 @@ def _local(item: dict[str, Any]) -> LocalRounds:
 
 def _all_reduce(item: dict[str, Any]) -> AllReduce:
     return AllReduce(int(item["bytes"]), float(item["seconds"]), int(item["ranks"]))
+
+
+def _optional(kind: type, value: Any) -> Any:
+    return None if value is None else kind(value)
 
 
 def _text(value: Any) -> str:

@@ -52,8 +52,20 @@ class CnnbenchSession:
         """Add a finished benchmark to the run; returns its ``extra_info``."""
         rounds = len(round_seconds)
         references, local = pair.paired_rounds(rounds)
-        names, held = pair.group.device_names, pair.held_seconds[:rounds]  # --benchmark-cprofile runs one more
-        result = result_of(name, case, round_seconds, references, names, local, all_reduce, held, pair.epoch_seconds)
+        group, held = pair.group, pair.held_seconds[:rounds]  # --benchmark-cprofile runs one more
+        result = result_of(
+            name,
+            case,
+            round_seconds,
+            references,
+            group.device_names,
+            local,
+            all_reduce,
+            held_seconds=held,
+            epoch_seconds=pair.epoch_seconds,
+            compile_seconds=group.compile_seconds,
+            compiled_graphs=group.compiled_graphs,
+        )
         result.check()
         self.run.add(result)
         return extra_info(case, result, self.run.speedup_stats(result))

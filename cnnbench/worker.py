@@ -30,7 +30,7 @@ from cnnbench.devices import DEVICE_KINDS
 from cnnbench.group import NO_DEADLINE, STOP_SIGNALS
 from cnnbench.models import create_model
 from cnnbench.step import TrainingStep
-from cnnbench.wrappers import get_wrapper
+from cnnbench.wrappers import compiled_graphs, get_wrapper
 
 PR_SET_PDEATHSIG = 1
 ALL_REDUCE_WARMUP, ALL_REDUCE_ITERATIONS = 5, 20  # nccl-tests' defaults, and the fewest timed
@@ -81,15 +81,27 @@ def main(case_json: str, *modules: str) -> None:
     feed = Feed(batch, devices[0], rank, world_size, case.seed, case.channels_last, **loading)
     batches = make_batches(case.data, feed)
     wrapped = wrapper.wrap(model, devices)
+    if case.compile:
+        wrapped = wrapper.compile(wrapped)
     step = TrainingStep(wrapped, devices[0], case.precision)
+    compiled = first_compiled_step(step, batches, devices[0], kind.synchronize) if case.compile else None
     step.run(case.warmup, batches)
     held = batches.held()
     kind.synchronize(devices[0])
-    control.set(f"ready/{rank}", json.dumps([kind.describe(device) for device in devices]))
+    graphs = compiled_graphs() if compiled else 0
+    if compiled:
+        compiled["graphs"] = graphs
+    ready = {"devices": [kind.describe(device) for device in devices], "compile": compiled}
+    control.set(f"ready/{rank}", json.dumps(ready))
 
     def run_round(source: Batches = batches, steps: int = case.steps) -> str:
         step.run(steps, source)
         kind.synchronize(devices[0])
+        if compiled and compiled_graphs() != graphs:  # the round's time would hold a compile
+            raise CompileError(
+                f"torch.compile compiled {compiled_graphs() - graphs} more graph(s) inside a timed round, "
+                "after the first step and the warmup"
+            )
         return str(step.loss.item())
 
     def run_epoch() -> str:
@@ -114,6 +126,33 @@ def main(case_json: str, *modules: str) -> None:
         number += 1
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+class CompileError(RuntimeError):
+    """The first step of a compiled model failed, or compiled nothing; the message says why in one line."""
+
+
+def first_compiled_step(
+    step: TrainingStep, batches: Batches, device: torch.device, synchronize: Callable[[torch.device], None]
+) -> dict[str, float | int]:
+    """Run the first step of a compiled model, which compiles its forward and backward, before the
+    warmup and apart from it: its seconds (one step's own work included). A failure is the
+    compiler's first line: the rest of its message is advice on debugging."""
+    start = time.perf_counter()
+    try:
+        step.run(1, batches)
+        synchronize(device)
+    except Exception as error:
+        first_line = next(iter(str(error).strip().splitlines()), "")
+        raise CompileError(f"the first compiled step failed: {type(error).__name__}: {first_line}") from error
+    seconds = time.perf_counter() - start
+    if compiled_graphs() == 0:
+        raise CompileError(
+            "torch.compile captured no graph, so the model would run eagerly: dynamo does not start "
+            "tracing in torch.nn's own forward code (a plain nn.Sequential under ddp); define the "
+            "model's forward in a module of your own"
+        )
+    return {"seconds": seconds}
 
 
 def all_reduce_seconds(size: int, device: torch.device, synchronize: Callable[[torch.device], None]) -> float:

@@ -1,7 +1,8 @@
-"""Parallel wrappers by name: how a model is spread over a device set, and the batch with it.
+"""Parallel wrappers by name: how a model is spread over a device set, the batch with it, and how
+the wrapped model is compiled (``--cnnbench-compile``).
 
-Adding one (FSDP, compiled DDP) is one ``register_wrapper`` call, in this module or a user's own:
-ranks import the module that registered the wrapper, as they do for models.
+Adding one is one ``register_wrapper`` call, in this module or a user's own: ranks import the
+module that registered the wrapper, as they do for models.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -28,6 +30,22 @@ def chunk_split(batch: int, devices: int) -> list[int]:
     return [min(chunk, batch - start) for start in range(0, batch, chunk)]
 
 
+def compile_whole(wrapped: nn.Module) -> nn.Module:
+    """``torch.compile`` of the wrapped model. Under DDP, dynamo's DDPOptimizer splits the graph at
+    DDP's bucket boundaries, so one bucket's all-reduce overlaps the backward of the next (no
+    ``fullgraph``: the splits are graph breaks). Shapes never change in a benchmark: static graphs."""
+    return torch.compile(wrapped, dynamic=False)
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile has captured in this process so far, by dynamo's own count (0: every
+    frame ran eagerly, e.g. a model whose forward is torch.nn's own code, which dynamo does not
+    start tracing at, under DDP)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
 @dataclass(frozen=True)
 class Wrapper:
     name: str
@@ -41,6 +59,11 @@ class Wrapper:
     split_rule: str = "an even split"  # for people, in a skip reason
     # the wrapped model's gradient all-reduce buckets, in bytes, timed after the rounds; None: no all-reduce
     buckets: Callable[[nn.Module], list[int]] | None = None
+    # --cnnbench-compile: the wrapped model, compiled; None where the wrapper cannot be, and ``no_compile`` says why
+    compile: Callable[[nn.Module], nn.Module] | None = compile_whole
+    no_compile: str = ""
+    # why this environment cannot run the wrapper at all (a skip reason), or None
+    unavailable: Callable[[], str | None] = lambda: None
 
     def fits(self, size: int) -> bool:
         """Whether a set of ``size`` devices is a meaningful configuration for this wrapper."""
@@ -121,6 +144,91 @@ register_wrapper(
         kinds=("cuda",),
         split=chunk_split,
         split_rule="DataParallel's scatter (chunks of ceil(batch / devices))",
+        compile=None,
+        no_compile="DataParallel replicates the module every step and runs the replicas in threads, which "
+        "torch.compile does not speed up on several devices (pytorch#94636); compile ddp instead",
     )
 )
 register_wrapper(Wrapper("ddp", _distributed, process_per_device=True, buckets=_ddp_buckets))
+
+
+def _fully_shard() -> Callable[..., nn.Module] | None:
+    """FSDP2's ``fully_shard``: public in ``torch.distributed.fsdp`` since torch 2.6, before that in
+    ``torch.distributed._composable.fsdp``; None where torch has neither."""
+    if not dist.is_available():
+        return None
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError:
+        try:
+            from torch.distributed._composable.fsdp import fully_shard
+        except ImportError:
+            return None
+    return fully_shard
+
+
+def _fsdp_unavailable() -> str | None:
+    if _fully_shard() is None:
+        return f"fsdp needs FSDP2 (torch.distributed.fsdp.fully_shard); torch {torch.__version__} has none"
+    return None
+
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def blocks(model: nn.Module) -> list[nn.Module]:
+    """The units FSDP shards one by one, bottom-up before the root: every child module that holds
+    parameters, looking through plain containers (exactly ``nn.Sequential``, ``ModuleList`` or
+    ``ModuleDict``; a subclass such as ``ConvBNReLU`` is a unit). GoogLeNet: the stem, the nine
+    Inception blocks and the classifier; ResNet: the stem's conv and BN, eight BasicBlocks, fc."""
+    found = []
+    for child in model.children():
+        if type(child) in _CONTAINERS:
+            found += blocks(child)
+        elif next(child.parameters(), None) is not None:
+            found.append(child)
+    return found
+
+
+def _fully_sharded(model: nn.Module, devices: list[torch.device]) -> nn.Module:
+    """FSDP2 over every rank: each block, then the root. Each block's parameters are all-gathered
+    before its forward and again before its backward, and freed after (ZeRO-3); gradients are
+    reduce-scattered, averaged over the ranks like DDP's all-reduce. BatchNorm running statistics
+    stay per rank, as with the suite's DDP: they take no part in a training step's arithmetic."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    fully_shard = _fully_shard()
+    # An explicit mesh of the rank's own device kind: the default follows the accelerator, which
+    # puts a gloo group of CPU ranks on CUDA on a GPU host (pytorch#132471).
+    mesh = init_device_mesh(devices[0].type, (dist.get_world_size(),))
+    for block in blocks(model):
+        fully_shard(block, mesh=mesh)
+    return fully_shard(model, mesh=mesh)
+
+
+def _compile_blocks(wrapped: nn.Module) -> nn.Module:
+    """Each FSDP block's forward compiled on its own, after sharding: one static graph per block
+    and no graph break inside it, FSDP's all-gather and reshard hooks running eagerly between
+    blocks; the root's own glue (GoogLeNet's max-pools) stays eager. Compiling the whole sharded
+    model instead breaks the graph at every FSDP hook, leaves blocks whose forward is torch.nn's
+    own code (the stem, the classifier) uncompiled, and runs the ninth Inception block eagerly:
+    blocks of one class share a code object, whose compiled versions dynamo caps at
+    ``recompile_limit`` (8), a limit raised here to the number of blocks."""
+    from torch._dynamo import config
+
+    units = blocks(wrapped) or [wrapped]
+    config.recompile_limit = max(config.recompile_limit, len(units))
+    for unit in units:
+        unit.forward = torch.compile(unit.forward, dynamic=False)
+    return wrapped
+
+
+register_wrapper(
+    Wrapper(
+        "fsdp",
+        _fully_sharded,
+        process_per_device=True,
+        compile=_compile_blocks,
+        unavailable=_fsdp_unavailable,
+    )
+)

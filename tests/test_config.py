@@ -1,6 +1,8 @@
 import pytest
+import torch
 
 from cnnbench import config
+from cnnbench.cases import Case
 from cnnbench.config import PROFILES, OptionError, Settings
 
 
@@ -27,6 +29,8 @@ def test_defaults_on_a_cpu_machine():
         "googlenet_cifar_small-bs32-fp32-dp-cpu:0,1",
         "googlenet_cifar_small-bs32-fp32-ddp-cpu:0",
         "googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1",
+        "googlenet_cifar_small-bs32-fp32-fsdp-cpu:0",
+        "googlenet_cifar_small-bs32-fp32-fsdp-cpu:0,1",
     ]
 
 
@@ -45,7 +49,7 @@ def test_explicit_values_override_the_profile():
         ("profile", "fast", "--cnnbench-profile: unknown 'fast'; valid: seed, quick"),
         ("models", "vgg", "--cnnbench-models: unknown 'vgg'; valid: "),
         ("models", "", "--cnnbench-models: unknown ''"),
-        ("wrappers", "fsdp", "--cnnbench-wrappers: unknown 'fsdp'; valid: single, dp, ddp"),
+        ("wrappers", "zero", "--cnnbench-wrappers: unknown 'zero'; valid: single, dp, ddp, fsdp"),
         ("precision", "fp8", "--cnnbench-precision: unknown 'fp8'; valid: fp32, bf16, fp16"),
         ("devices", "gpu:0", "--cnnbench-devices: bad device set 'gpu:0'"),
         ("devices", "cpu:a", "--cnnbench-devices: bad device set 'cpu:a'"),
@@ -75,7 +79,7 @@ def test_the_default_run_works_on_any_core_count(monkeypatch, count):
     cores(monkeypatch, count)
     settings = Settings.from_values({})
     runnable = [c for c in settings.cases() if c.unavailable() is None]
-    assert {c.wrapper for c in runnable} == {"single", "ddp"}
+    assert {c.wrapper for c in runnable} == {"single", "ddp", "fsdp"}
     for case in runnable:
         assert min(case.device_batches) >= 1 and sum(case.device_batches) == 32
         assert len(case.device_batches) == len(case.devices)
@@ -99,3 +103,29 @@ def test_the_autocast_names_match_the_training_step():
     from cnnbench.step import DTYPES
 
     assert tuple(DTYPES) == PRECISIONS
+
+
+def test_a_compiled_run_is_a_model_config_of_its_own_and_dp_says_why_it_is_not_compiled():
+    settings = Settings.from_values({"compile": "true", "devices": "cpu:0 cpu:0,1 cuda:0,1"})
+    cases = {c.id: c for c in settings.cases()}
+    ddp = cases["googlenet_cifar_small-bs32-fp32-compiled-ddp-cpu:0,1"]
+    assert ddp.reference.id == "googlenet_cifar_small-bs32-fp32-compiled-single-cpu:0"  # compiled too
+    assert ddp.local(1).compile and ddp.unavailable() is None
+    assert cases["googlenet_cifar_small-bs32-fp32-compiled-fsdp-cpu:0,1"].unavailable() is None
+    assert (
+        cases["googlenet_cifar_small-bs32-fp32-compiled-dp-cuda:0,1"]
+        .unavailable()
+        .startswith("dp is not compiled (--cnnbench-compile): DataParallel replicates the module every step")
+    )
+    assert Case.from_json(ddp.to_json()) == ddp
+    eager = Settings.from_values({"devices": "cpu:0,1", "wrappers": "ddp"}).cases()
+    assert [c.id for c in eager] == ["googlenet_cifar_small-bs32-fp32-ddp-cpu:0,1"]
+
+
+def test_a_wrapper_this_torch_cannot_run_is_skipped_with_its_reason(monkeypatch):
+    monkeypatch.setattr("cnnbench.wrappers._fully_shard", lambda: None)
+    settings = Settings.from_values({"devices": "cpu:0,1", "wrappers": "fsdp,ddp"})
+    reasons = {c.wrapper: c.unavailable() for c in settings.cases()}
+    missing = f"fsdp needs FSDP2 (torch.distributed.fsdp.fully_shard); torch {torch.__version__} has none"
+    assert reasons["fsdp"] == missing
+    assert reasons["ddp"] is None

@@ -45,6 +45,22 @@ def test_a_raising_rank_fails_its_configuration_only(suite):
     assert workers_of("raises_on_rank1") == []
 
 
+def test_a_compile_failure_fails_its_configuration_with_the_compilers_reason(suite, monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", "/nonexistent/g++")  # inductor's C++ compiler, read by the ranks
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # nothing cached: it must compile
+    args = ["--cnnbench-models=linear", "--cnnbench-devices=cpu:0", "--cnnbench-wrappers=single", "--cnnbench-compile"]
+    result = suite.runpytest(*args, "--cnnbench-steps=1", "--cnnbench-rounds=1", "--cnnbench-warmup=0")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E *WorkerError: rank 0 failed (exit code 1): CompileError: the first compiled step failed: "
+            "InductorError: InvalidCxxCompiler: No working C++ compiler found in "
+            "torch._inductor.config.cpp.cxx: (None, '/nonexistent/g++')"
+        ]
+    )
+    assert workers_of("linear") == []
+
+
 @pytest.mark.parametrize(
     ("model", "seen"),
     [

@@ -29,6 +29,7 @@ def test_help_lists_every_option_with_its_default(suite):
         "channels-last",
         "data",
         "epochs",
+        "compile",
         "timeout",
         "speedup-fail",
         "min-efficiency",
@@ -186,6 +187,34 @@ def test_a_short_real_run_saves_speedups(suite):
     assert "all_reduce_buckets" not in saved["googlenet_cifar_small-bs32-fp32-ddp-cpu:0"]["extra_info"]
 
 
+def test_a_compiled_run_reports_its_compile_time_beside_its_rounds(suite):
+    result = suite.runpytest(
+        "--cnnbench-models=linear",
+        "--cnnbench-devices=cpu:0,1",
+        "--cnnbench-wrappers=fsdp",
+        "--cnnbench-compile",
+        "--benchmark-json=out.json",
+        *SHORT,
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "linear-bs32-fp32-compiled",
+            "  fsdp * cpu:0,1 * *x  *..*  * *%",
+            "  fsdp * cpu:0,1 * *x  *..*  * ms  *..*  * *%  * -",  # no all-reduce: fsdp reduce-scatters
+            "compiled: fsdp cpu:0,1 (linear-bs32-fp32-compiled): first step * s, compiling included, "
+            "before the warmup (slowest rank; 1 graph(s))",
+        ]
+    )
+    (bench,) = json.loads((suite.path / "out.json").read_text())["benchmarks"]
+    info = bench["extra_info"]
+    assert bench["param"] == "linear-bs32-fp32-compiled-fsdp-cpu:0,1" and info["processes"] == 2
+    assert info["compiled"] and info["compile_seconds"] > 0 and info["compiled_graphs"] == 1
+    assert info["reference"] == "linear-bs32-fp32-compiled-single-cpu:0"  # the compiled single
+    assert len(info["round_seconds"]) == len(info["reference_seconds"]) == 3
+    assert "all_reduce_buckets" not in info
+
+
 def test_timing_under_xdist_is_refused(suite):
     result = suite.runpytest("-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -194,7 +223,7 @@ def test_timing_under_xdist_is_refused(suite):
 
 def test_xdist_functional_check_runs_every_configuration_once(suite):
     result = suite.runpytest("-n", "2", "--benchmark-disable", "--cnnbench-devices=cpu:0", "--cnnbench-models=linear")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)  # single, ddp, fsdp
 
 
 UNRELATED = """

@@ -9,6 +9,7 @@ import pytest
 from cnnbench.cases import Case
 from cnnbench.data import DataSource
 from cnnbench.devices import parse_device_set
+from cnnbench.report import compile_notes
 from cnnbench.results import (
     MIN_ROUNDS,
     AllReduce,
@@ -300,3 +301,17 @@ def test_loader_workers_follow_the_device_kind(monkeypatch):
     assert dataclasses.replace(make_case("ddp", "cpu:0,1"), threads_per_device=4).loader_workers == 3
     assert make_case("ddp", "cuda:0,1").loader_workers == 3  # 8 cores over 2 GPU ranks, one each kept
     assert make_case("single", "cuda:0").loader_workers == 4  # at most LOADER_WORKERS
+
+
+def test_compile_time_is_saved_read_back_and_noted_beside_the_run():
+    case = dataclasses.replace(make_case("fsdp", "cpu:0,1", global_batch=32), compile=True)
+    assert case.id == "googlenet_cifar-bs32-fp32-compiled-fsdp-cpu:0,1"
+    result = result_of("t", case, [1.0] * 3, [1.5] * 3, ["CPU"] * 2, compile_seconds=41.25, compiled_graphs=11)
+    info = extra_info(case, result, Run([result]).speedup_stats(result))
+    assert (info["compiled"], info["compile_seconds"], info["compiled_graphs"]) == (True, 41.25, 11)
+    assert read_result({"fullname": "t", "extra_info": json.loads(json.dumps(info))}) == result
+    eager = result_of("e", make_case("ddp", "cpu:0,1"), [1.0] * 3, [1.5] * 3, [])
+    assert compile_notes(Run([result, eager])) == [
+        "compiled: fsdp cpu:0,1 (googlenet_cifar-bs32-fp32-compiled): first step 41.2 s, compiling included, "
+        "before the warmup (slowest rank; 11 graph(s))"
+    ]
