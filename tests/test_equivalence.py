@@ -19,7 +19,8 @@ from cnnbench.wrappers import compiled_graphs, get_wrapper
 
 STEPS, RANKS, IMAGES = 3, 2, 8
 # Eager, the ranks' gradients are summed in another order than one process sums them. Compiled,
-# inductor also fuses and reorders the float arithmetic of forward and backward.
+# inductor also fuses and reorders the float arithmetic of forward and backward, differently on
+# other CPUs (vector widths). Measured on a 2-core Xeon: at most 2.4e-7 in a loss, 5e-8 in a weight.
 EAGER = {"rtol": 1e-5, "atol": 1e-6}
 COMPILED = {"rtol": 1e-4, "atol": 1e-5}
 PATHS = {  # test id: wrapper, compiled
