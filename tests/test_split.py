@@ -46,7 +46,7 @@ def test_a_slower_device_in_a_mixed_set_sets_the_even_ideal_and_adds_to_the_capa
     run.assert_outcomes(passed=3)
     found = infos(suite)
     direct = [found[f"single-cpu:{i}"]["images_per_second"] for i in (0, 1)]
-    assert direct[1] < 0.8 * direct[0], direct  # the busy core made cpu:1 the slower device
+    assert direct[1] < 0.9 * direct[0], direct  # the busy core made cpu:1 the slower device
     two = found["ddp-cpu:0,1"]
     assert [(d["device"], d["alike"]) for d in two["local_steps"]] == [("cpu:0", 1), ("cpu:1", 1)]
     assert len(set(two["device_names"])) == 2
