@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -135,7 +136,8 @@ def test_a_signal_while_ranks_are_started_waits_until_they_can_be_stopped(monkey
 
     def start_and_signal(**kwargs):
         context = start(**kwargs)
-        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the ranks are being started
+        # to the main thread, mid-start: a process-wide one may go to another thread of a long test session
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
         return context
 
     def stop(signum, frame):
