@@ -20,21 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-import torch
-import torch.distributed as dist
-from torch.distributed.elastic.multiprocessing.errors import record
-
-from cnnbench.cases import Case
-from cnnbench.data import Batches, Feed, make_batches
-from cnnbench.devices import DEVICE_KINDS
-from cnnbench.group import NO_DEADLINE, STOP_SIGNALS
-from cnnbench.models import create_model
-from cnnbench.step import TrainingStep
-from cnnbench.wrappers import compiled_graphs, get_wrapper
-
 PR_SET_PDEATHSIG = 1
-ALL_REDUCE_WARMUP, ALL_REDUCE_ITERATIONS = 5, 20  # nccl-tests' defaults, and the fewest timed
-ALL_REDUCE_SECONDS, ALL_REDUCE_MOST = 0.5, 100_000  # how long a size's timed loop lasts, at most how many
 
 
 def die_with_parent() -> None:
@@ -45,10 +31,29 @@ def die_with_parent() -> None:
         sys.exit("cnnbench worker: the controller exited before this rank started")
 
 
+if __name__ == "__main__":  # before torch's import, seconds long: a controller killed meanwhile takes the rank along
+    die_with_parent()
+
+# the rank is bound to its controller before these
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from torch.distributed.elastic.multiprocessing.errors import record  # noqa: E402
+
+from cnnbench.cases import Case  # noqa: E402
+from cnnbench.data import Batches, Feed, make_batches  # noqa: E402
+from cnnbench.devices import DEVICE_KINDS  # noqa: E402
+from cnnbench.group import NO_DEADLINE, STOP_SIGNALS  # noqa: E402
+from cnnbench.models import create_model  # noqa: E402
+from cnnbench.step import TrainingStep  # noqa: E402
+from cnnbench.wrappers import compiled_graphs, get_wrapper  # noqa: E402
+
+ALL_REDUCE_WARMUP, ALL_REDUCE_ITERATIONS = 5, 20  # nccl-tests' defaults, and the fewest timed
+ALL_REDUCE_SECONDS, ALL_REDUCE_MOST = 0.5, 100_000  # how long a size's timed loop lasts, at most how many
+
+
 @record
 def main(case_json: str, *modules: str) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked in the controller while it started us
-    die_with_parent()
     for module in modules:  # register the model and the wrapper, also ones a user added
         importlib.import_module(module)
     case = Case.from_json(case_json)

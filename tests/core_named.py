@@ -1,10 +1,13 @@
 """CPU devices that differ, as the GPUs of a mixed set do: loaded like a user's model module
 (``-p core_named``), it makes every process name its CPU device by its own cores, so ``cpu:0`` and
-``cpu:1`` report different names, and registers a model for the ranks to import it by.
+``cpu:1`` report different names, and registers a model that computes twice per step on any cores
+but the first, so ``cpu:1`` is a device half as fast as ``cpu:0``, steadily (a busy process sharing
+the core slows it by whatever share the scheduler gives it from moment to moment).
 """
 
 import os
 
+import torch
 from torch import nn
 
 from cnnbench.devices import CpuKind
@@ -18,6 +21,16 @@ def _by_cores(self, device) -> str:
 CpuKind.describe = _by_cores
 
 
+class SlowerOnLaterCores(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        times = 1 if 0 in os.sched_getaffinity(0) else 2
+        return sum(self.model(x) for _ in range(times)) / times
+
+
 @register_model
 def core_named_cnn(num_classes: int = 10) -> nn.Module:
-    return create_model("googlenet_cifar_small", num_classes=num_classes)
+    return SlowerOnLaterCores(create_model("googlenet_cifar_small", num_classes=num_classes))

@@ -193,7 +193,7 @@ def test_a_killed_controller_takes_its_workers_along(suite):
     proc = start_in_a_round(suite)
     proc.kill()  # no cleanup code runs: only the kernel can tell the ranks now
     proc.communicate()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while workers_of("slow_linear") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert workers_of("slow_linear") == []
