@@ -64,7 +64,7 @@ class Case:
         if get_wrapper(self.wrapper).is_reference:
             return None
         batch = self.device_batches[0] if self.scaling == "weak" else self.global_batch
-        first = DeviceSet(self.devices.kind, self.devices.indices[:1])
+        first = self.devices.on_this_node(0)
         return dataclasses.replace(self, wrapper=reference_wrapper().name, devices=first, global_batch=batch)
 
     @property
@@ -75,8 +75,9 @@ class Case:
 
     def local(self, index: int) -> Case:
         """The local step on the set's ``index``-th device: the reference wrapper alone there, at
-        the images that device gets. What the set could do if communication were free."""
-        device = DeviceSet(self.devices.kind, self.devices.indices[index : index + 1])
+        the images that device gets. What the set could do if communication were free. On a set
+        of several nodes it runs on the same device of the controller's node."""
+        device = self.devices.on_this_node(index)
         batch = self.device_batches[index]
         return dataclasses.replace(self, wrapper=reference_wrapper().name, devices=device, global_batch=batch)
 
@@ -85,6 +86,8 @@ class Case:
         wrapper = get_wrapper(self.wrapper)
         if reason := wrapper.unavailable():
             return reason
+        if self.devices.nodes > 1 and not wrapper.process_per_device:
+            return f"{self.wrapper} runs in one process: it cannot span the nodes of {self.devices}"
         if self.devices.kind not in wrapper.kinds:
             return f"{self.wrapper} runs on {', '.join(wrapper.kinds)} devices only, not {self.devices}"
         if self.compile and wrapper.compile is None:

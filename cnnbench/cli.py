@@ -1,5 +1,6 @@
-"""The ``cnnbench`` command: judge saved runs without running anything (``compare``), and show a
-hardware class's saved runs over time (``history``).
+"""The ``cnnbench`` command: judge saved runs without running anything (``compare``), show a
+hardware class's saved runs over time (``history``), and serve a multi-node run as one of its
+other nodes (``join``).
 
 It exits 0, 1 when the gate failed, or 4 on a usage error, said in one line on stderr, as pytest
 does. The modules that read saved runs import torch, so each command imports them when it runs:
@@ -30,7 +31,8 @@ STORAGE = Path(".benchmarks")
 FORMATTER = argparse.RawDescriptionHelpFormatter  # descriptions and examples kept as written
 
 DESCRIPTION = """\
-Judge saved cnnbench runs without running anything, and show a hardware class's runs over time.
+Judge saved cnnbench runs without running anything, show a hardware class's runs over time, and
+take part in a multi-node run as one of its other nodes.
 Saved runs are pytest-benchmark files: --benchmark-save/--benchmark-autosave keep them under
 .benchmarks/<hardware class>/, --benchmark-json writes one anywhere.
 Exit status: 0; 1 when the gate failed; 4 on a usage error (one line on stderr).
@@ -38,6 +40,7 @@ Exit status: 0; 1 when the gate failed; 4 on a usage error (one line on stderr).
 EXAMPLES = """examples:
   cnnbench compare 0003 0004 --speedup-fail=20%
   cnnbench history --plot history.png
+  cnnbench join 10.0.0.1:29400
   cnnbench COMMAND --help
 """
 COMPARE = """\
@@ -67,6 +70,22 @@ HISTORY_EXAMPLES = """examples:
   cnnbench history
   cnnbench history --hardware=cpu-2xAMD_EPYC --rejected --plot=history.png
   cnnbench history --storage=/var/lib/cnnbench
+"""
+JOIN = """\
+Serve a multi-node run as one of its other nodes: connect to the controller (the pytest run on the
+first node, with --cnnbench-rdzv=HOST:PORT and a set such as '2x cuda:0,1,2,3'), then, for each
+group of a multi-node set, start this node's ranks through torch's elastic agent with a c10d
+rendezvous at HOST:PORT, until the controller ends the run. Everything else comes from the
+controller; this node needs the same cnnbench, torch and model code, and the same local devices.
+Ranks use the network interface that reaches HOST unless NCCL_SOCKET_IFNAME (GPUs) or
+GLOO_SOCKET_IFNAME (CPU ranks) names one. Exit status: 0 when the controller ended the run; 1
+when it never answered or went away first.
+"""
+JOIN_EXAMPLES = """examples:
+  # node 1:  pytest perf_tests --cnnbench-devices='cuda:0 2x cuda:0,1,2,3' --cnnbench-rdzv=10.0.0.1:29400
+  # node 2:
+  cnnbench join 10.0.0.1:29400
+  NCCL_SOCKET_IFNAME=ens5 cnnbench join 10.0.0.1:29400 --wait=1800
 """
 
 
@@ -134,7 +153,32 @@ def make_parser() -> argparse.ArgumentParser:
         help="write a PNG of the history here: speedups with their intervals and the reference's throughput "
         "over time, environment changes marked; needs matplotlib (default: none)",
     )
+    join = _command(commands, "join", "serve a multi-node run as one of its other nodes", JOIN, JOIN_EXAMPLES)
+    join.set_defaults(command=_join, plot=None)
+    join.add_argument("rdzv", metavar="HOST:PORT", type=_endpoint, help="the controller's --cnnbench-rdzv")
+    join.add_argument(
+        "--wait",
+        type=_parsed(OPTION["timeout"]),
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the controller to answer (default: 600)",
+    )
     return parser
+
+
+def _endpoint(text: str) -> Any:
+    from cnnbench.nodes import parse_endpoint
+
+    try:
+        return parse_endpoint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _join(args: argparse.Namespace) -> int:
+    from cnnbench.nodes import join
+
+    return join(args.rdzv, args.wait, say=lambda line: print(line, flush=True))
 
 
 def _command(commands, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from cnnbench.cases import Case
 from cnnbench.compare import Gate
 from cnnbench.data import DataSource
 from cnnbench.devices import DEVICE_KINDS, DeviceSet, auto_device_sets, class_kind, usable_cores
+from cnnbench.nodes import Endpoint
 from cnnbench.options import PROFILES, OptionError, read
 from cnnbench.results import MIN_ROUNDS
 from cnnbench.wrappers import get_wrapper, list_wrappers
@@ -31,6 +32,7 @@ class Settings:
     channels_last: bool
     compile: bool
     timeout: float
+    rdzv: Endpoint | None = None  # where a multi-node run's nodes meet: an address of this machine
     data: DataSource = field(default_factory=DataSource)
     epochs: int = 0  # whole epochs timed after the rounds; 0: an epoch's time is derived
     speedup_fail: float | None = None
@@ -73,6 +75,12 @@ class Settings:
                     f"--cnnbench-batch-size: a global batch of {self._global_batch(devices)} on {devices} is more "
                     f"than the {self.data.train_images} training images of {self.data}; valid: at most that"
                 )
+        if self.nodes > 1 and self.rdzv is None:
+            spanning = next(s for s in self.devices if s.nodes > 1)
+            raise OptionError(
+                f"--cnnbench-devices: {spanning} spans {spanning.nodes} nodes; valid: with "
+                "--cnnbench-rdzv=HOST:PORT, an address of this machine that the other nodes reach"
+            )
         if self.epochs and not self.data.reads:
             raise OptionError(
                 "--cnnbench-epochs: synthetic data has no epochs; valid: with --cnnbench-data=cifar10:PATH"
@@ -83,9 +91,14 @@ class Settings:
             )
 
     @property
+    def nodes(self) -> int:
+        """The most nodes a set of the run spans."""
+        return max(s.nodes for s in self.devices)
+
+    @property
     def threads_per_device(self) -> int:
         """Every pinned device gets the same share: the usable cores over the largest such set."""
-        largest = max((len(s) for s in self.devices if DEVICE_KINDS[s.kind].pinned), default=1)
+        largest = max((len(s.indices) for s in self.devices if DEVICE_KINDS[s.kind].pinned), default=1)
         return max(1, len(usable_cores()) // largest)
 
     def cases(self) -> list[Case]:

@@ -1,8 +1,10 @@
-"""Device sets (``cuda:0,1,2``, ``cpu:0,1``) and the device kinds behind them.
+"""Device sets (``cuda:0,1,2``, ``cpu:0,1``, ``2xcuda:0,1,2,3`` on two nodes) and the device
+kinds behind them.
 
 A CPU device is one worker pinned to its own share of the cores: ``cpu:i`` owns cores
 ``[i*t, (i+1)*t)`` of the usable cores, where ``t`` is the same for every set of a run, so N
-CPU devices have N times the compute of one and ranks never oversubscribe.
+CPU devices have N times the compute of one and ranks never oversubscribe. A set on several
+nodes has the same local devices on each; its ranks count node by node, as torchrun numbers them.
 """
 
 from __future__ import annotations
@@ -102,23 +104,30 @@ def usable_cores() -> list[int]:
 @dataclass(frozen=True)
 class DeviceSet:
     kind: str
-    indices: tuple[int, ...]
+    indices: tuple[int, ...]  # the devices on each node
+    nodes: int = 1
 
     def __str__(self) -> str:
-        return f"{self.kind}:{','.join(map(str, self.indices))}"
+        local = f"{self.kind}:{','.join(map(str, self.indices))}"
+        return f"{self.nodes}x{local}" if self.nodes > 1 else local
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return self.nodes * len(self.indices)
 
     @property
     def devices(self) -> list[str]:
-        return [f"{self.kind}:{i}" for i in self.indices]
+        """Every rank's device, node by node."""
+        return [f"{self.kind}:{i}" for _ in range(self.nodes) for i in self.indices]
 
     def cores(self, threads_per_device: int) -> list[list[int]]:
-        """Each CPU device's own cores."""
+        """Each CPU device's own cores on its node, node by node."""
         cores = usable_cores()
         t = threads_per_device
-        return [cores[i * t : (i + 1) * t] for i in self.indices]
+        return [cores[i * t : (i + 1) * t] for _ in range(self.nodes) for i in self.indices]
+
+    def on_this_node(self, index: int) -> DeviceSet:
+        """The ``index``-th device of the set, as the same device of this node."""
+        return DeviceSet(self.kind, (self.indices[index % len(self.indices)],))
 
     def unavailable(self, threads_per_device: int) -> str | None:
         """Why this machine cannot run the set, or None if it can."""
@@ -144,9 +153,15 @@ def class_kind(kinds: Iterable[str]) -> str:
 
 
 def parse_device_set(text: str) -> DeviceSet:
-    """``cuda:0,1`` -> DeviceSet('cuda', (0, 1)); a ValueError says what is wrong."""
-    example = "e.g. cuda:0,1 or cpu:0"
-    kind, sep, rest = text.partition(":")
+    """``cuda:0,1`` -> DeviceSet('cuda', (0, 1)); ``2xcpu:0`` -> DeviceSet('cpu', (0,), nodes=2);
+    a ValueError says what is wrong."""
+    example = "e.g. cuda:0,1, cpu:0 or 2xcuda:0,1 (on 2 nodes)"
+    nodes, times, local = text.partition("x")
+    if not times or not nodes.isdigit():
+        nodes, local = "1", text
+    if int(nodes) < 1:
+        raise ValueError(f"bad device set {text!r}: a set spans at least 1 node ({example})")
+    kind, sep, rest = local.partition(":")
     if not sep or kind not in DEVICE_KINDS:
         raise ValueError(f"bad device set {text!r}: kind must be one of {', '.join(DEVICE_KINDS)} ({example})")
     parts = rest.split(",")
@@ -155,7 +170,7 @@ def parse_device_set(text: str) -> DeviceSet:
     indices = tuple(int(p) for p in parts)
     if len(set(indices)) != len(indices):
         raise ValueError(f"bad device set {text!r}: a device is listed twice")
-    return DeviceSet(kind, indices)
+    return DeviceSet(kind, indices, int(nodes))
 
 
 def auto_device_sets(most: int | None = None) -> list[DeviceSet]:

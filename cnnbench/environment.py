@@ -158,12 +158,15 @@ def fingerprint() -> dict[str, Any]:
 
 
 def hardware_class(environment: dict[str, Any], kind: str) -> str:
-    """``cuda-3xNVIDIA_H200`` or ``cpu-2xAMD_EPYC``: runs compare only within one class."""
+    """``cuda-3xNVIDIA_H200`` or ``cpu-2xAMD_EPYC``, ``cuda-2nodes-8xNVIDIA_H200`` for a run
+    whose sets span two nodes (this node's devices): runs compare only within one class."""
+    nodes = environment.get("node_count", 1)
+    parts = [f"{nodes}nodes"] if nodes > 1 else []
     if not DEVICE_KINDS[kind].pinned:  # accelerators: the models and their count
         counts = Counter(gpu["name"] for gpu in environment["gpus"])
-        parts = [f"{n}x{name}" for name, n in counts.items()] or ["none"]
+        parts += [f"{n}x{name}" for name, n in counts.items()] or ["none"]
     else:
-        parts = [f"{environment['cpu']['cores']}x{environment['cpu']['model']}"]
+        parts += [f"{environment['cpu']['cores']}x{environment['cpu']['model']}"]
     return "-".join([kind, *(re.sub(r"[^A-Za-z0-9.]+", "_", part).strip("_") for part in parts)])
 
 

@@ -2,7 +2,9 @@
 
 Ranks are started with torch.distributed.elastic's ``start_processes`` (the engine behind
 torchrun) and meet at a TCPStore that this process hosts on a loopback socket, on a free port;
-the backend's own sockets are kept on the loopback interface too. A round: set ``go/N``; every
+the backend's own sockets are kept on the loopback interface too. A set on several nodes starts
+this node's elastic agent instead, and its ranks meet at the run's store on the address the user
+named (``cnnbench.nodes``), the other nodes' agents with them. A round: set ``go/N``; every
 rank runs its steps, synchronizes its device and sets ``done/N/<rank>``; the round ends when the
 last rank's key is set, so the slowest rank sets the pace. A rank that exits early or a round
 that outlasts the timeout fails the group.
@@ -27,18 +29,22 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import torch.distributed as dist
-from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, RunProcsResult, start_processes
+from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, start_processes
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 from cnnbench.cases import Case
 from cnnbench.data import data_module
 from cnnbench.devices import DEVICE_KINDS
+from cnnbench.lifeline import PARENT_PID
 from cnnbench.models import model_module
+from cnnbench.nodes import Nodes, agent_argv
 from cnnbench.results import AllReduce
 from cnnbench.wrappers import wrapper_module
 
 HOST = "127.0.0.1"
 LOOPBACK = "lo"  # the loopback interface's name on Linux
+STORE_ADDRESS, GROUP_NAME = "CNNBENCH_STORE", "CNNBENCH_GROUP"  # how a rank finds the controller's store
+FAILURES = "failures"  # a multi-node group's counter of failure reports from the nodes' agents, and their prefix
 NO_DEADLINE = timedelta(days=365)  # store waits end by a key being set, never by a store timeout
 RELEASE_SECONDS = 10.0  # how long a released wait may take to return
 # the signals that stop a run; torch elastic sets its own handlers for them while it starts ranks
@@ -50,8 +56,10 @@ class WorkerError(RuntimeError):
 
 
 class WorkerGroup:
-    def __init__(self, case: Case):
+    def __init__(self, case: Case, nodes: Nodes | None = None):
         self.processes = case.processes
+        self.devices = case.devices
+        self._nodes, self._name = nodes, None  # a multi-node group's run store, and its name there
         self.timeout = case.timeout
         self.losses: list[float] = []  # per rank, at the end of the last round
         self.failed = False  # a rank failed, died or hung: the group is of no further use
@@ -66,17 +74,28 @@ class WorkerGroup:
         self._log_dir = tempfile.mkdtemp(prefix="cnnbench-")
         self._waiter: _Waiter | None = None
         try:
-            self._store = _loopback_store(self.timeout)
+            if case.devices.nodes > 1:  # this node's elastic agent, which meets the other nodes' agents
+                if nodes is None:
+                    raise WorkerError(f"{case.devices} spans nodes: it needs a rendezvous (--cnnbench-rdzv)")
+                self._name = nodes.announce(case, worker_argv(case))
+                self._store = dist.PrefixStore(self._name, nodes.store)
+                self.port = nodes.endpoint.port
+                args = {0: agent_argv(nodes.endpoint, self._name)}
+                envs = {0: {"PYTHONPATH": os.pathsep.join(sys.path), PARENT_PID: str(os.getpid())}}
+            else:
+                self._store = _loopback_store(self.timeout)
+                self.port = self._store.port  # chosen by the OS
+                env = {**worker_environment(case, LOOPBACK), STORE_ADDRESS: f"{HOST}:{self.port}"}
+                args = dict.fromkeys(range(self.processes), worker_argv(case))
+                envs = {r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)}
             self._control = dist.PrefixStore("ctl", self._store)
-            self.port = self._store.port  # chosen by the OS
-            self._waiter = _Waiter(self.port, self._store)
-            env = {**_environment(case), "MASTER_ADDR": HOST, "MASTER_PORT": str(self.port)}
+            self._waiter = _Waiter(self._store, nodes.endpoint.host if nodes else HOST, self.port, self._name)
             try:
                 self._procs = start_processes(
                     name="cnnbench",
                     entrypoint=sys.executable,
-                    args=dict.fromkeys(range(self.processes), _argv(case)),
-                    envs={r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)},
+                    args=args,
+                    envs=envs,
                     logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
                 )
             finally:
@@ -84,6 +103,7 @@ class WorkerGroup:
         except BaseException:
             if self._waiter is not None:
                 self._waiter.close()
+            self._stop_other_nodes()
             shutil.rmtree(self._log_dir, ignore_errors=True)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             raise
@@ -132,7 +152,13 @@ class WorkerGroup:
         finally:
             self._procs.close()
             self._waiter.close()
+            self._stop_other_nodes()
             shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    def _stop_other_nodes(self) -> None:
+        """Stop the group's agents on the other nodes, if they still run."""
+        if self._name is not None:
+            self._nodes.finish(self._name)
 
     def __enter__(self) -> WorkerGroup:
         return self
@@ -156,10 +182,9 @@ class WorkerGroup:
             while not self._waiter.done.wait(0.2):
                 result = self._procs.wait(0)
                 if result is not None:
-                    raise WorkerError(_describe_exit(result))
+                    raise WorkerError(self._node_reports() if self._name else describe_failures(result.failures))
                 if time.monotonic() > deadline:
-                    hung = [str(r) for r, key in enumerate(keys) if not self._store.check([key])]
-                    raise WorkerError(f"rank {', '.join(hung)} hung: no answer within {self.timeout:g} s ({prefix})")
+                    raise WorkerError(self._missing(keys, prefix))
             if self._waiter.error is not None:
                 raise WorkerError(f"the control channel failed: {self._waiter.error}")
             return self._waiter.values
@@ -167,7 +192,30 @@ class WorkerGroup:
             self.failed = True  # torn down at once: a broken group never runs beside the next one
             self._waiter.release()
             self._procs.close()
+            self._stop_other_nodes()
             raise
+
+    def _node_reports(self) -> str:
+        """Why a multi-node group failed: each node's agent reports its ranks' failures to the store
+        (its ranks' errors, in the order the reports arrived); a node that died sends none."""
+        deadline = time.monotonic() + RELEASE_SECONDS
+        while self._store.add(FAILURES, 0) < self.devices.nodes and time.monotonic() < deadline:
+            time.sleep(0.1)
+        count = self._store.add(FAILURES, 0)
+        reports = [self._store.get(f"{FAILURES}/{n}").decode() for n in range(1, count + 1)]
+        if count < self.devices.nodes:
+            reports.append(f"{self.devices.nodes - count} node(s) sent no report: the node or its agent died")
+        return "; ".join(reports)
+
+    def _missing(self, keys: list[str], prefix: str) -> str:
+        """What a wait that timed out lacks: nodes that never took the group, else the ranks that hung."""
+        if self._name is not None and (took := self._nodes.took(self._name)) < self.devices.nodes:
+            return (
+                f"only {took} of the {self.devices.nodes} nodes of {self.devices} arrived within {self.timeout:g} s "
+                f"(--cnnbench-timeout); on each other node run: cnnbench join {self._nodes.endpoint}"
+            )
+        hung = [str(r) for r, key in enumerate(keys) if not self._store.check([key])]
+        return f"rank {', '.join(hung)} hung: no answer within {self.timeout:g} s ({prefix})"
 
 
 class _Waiter:
@@ -176,8 +224,9 @@ class _Waiter:
     ``release`` ends a pending wait early by setting its keys through the group's own store.
     """
 
-    def __init__(self, port: int, store: dist.TCPStore):
-        self._client = dist.TCPStore(HOST, port, timeout=NO_DEADLINE)
+    def __init__(self, store: dist.Store, host: str, port: int, name: str | None):
+        client = dist.TCPStore(host, port, timeout=NO_DEADLINE)
+        self._client = dist.PrefixStore(name, client) if name else client
         self._store = store
         self._keys: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
         self.pending: list[str] = []
@@ -215,21 +264,23 @@ class _Waiter:
                 self.done.set()
 
 
-def _argv(case: Case) -> tuple[str, ...]:
+def worker_argv(case: Case) -> tuple[str, ...]:
+    """A rank's command line after the interpreter: the case, and the modules of its registered parts."""
     modules = (model_module(case.model), wrapper_module(case.wrapper), data_module(case.data.kind))
     return ("-m", "cnnbench.worker", case.to_json(), *modules)
 
 
-def _environment(case: Case) -> dict[str, str]:
-    """What every rank of ``case``'s group gets besides its rank (the store's port comes with it)."""
+def worker_environment(case: Case, interface: str) -> dict[str, str]:
+    """What every rank of ``case``'s group on this node gets besides its rank and the store's
+    address: its backend's sockets on ``interface`` unless the user chose one."""
     env = {
         "WORLD_SIZE": str(case.processes),
         "PYTHONPATH": os.pathsep.join(sys.path),  # ranks import the model's module as this process does
-        "CNNBENCH_CONTROLLER_PID": str(os.getpid()),
+        PARENT_PID: str(os.getpid()),
     }
     kind = DEVICE_KINDS[case.devices.kind]
-    if kind.socket_env not in os.environ:  # a one-machine group talks over loopback only
-        env[kind.socket_env] = LOOPBACK
+    if kind.socket_env not in os.environ:
+        env[kind.socket_env] = interface
     if kind.pinned:
         env["OMP_NUM_THREADS"] = str(case.threads_per_device)
     return env
@@ -258,12 +309,12 @@ def _restore(handlers: dict) -> None:
             signal.signal(sig, handler)
 
 
-def _describe_exit(result: RunProcsResult) -> str:
+def describe_failures(failures: dict[int, ProcessFailure]) -> str:
     """One line: the rank that failed first, with its own error, then the ranks that followed."""
-    if not result.failures:
+    if not failures:
         return "every rank exited before the run ended"
     stopped_by_us = (-signal.SIGTERM, -signal.SIGKILL)
-    failures = sorted(result.failures.items(), key=lambda f: (f[1].exitcode in stopped_by_us, f[1].timestamp, f[0]))
+    failures = sorted(failures.items(), key=lambda f: (f[1].exitcode in stopped_by_us, f[1].timestamp, f[0]))
     parts = [f"rank {rank} failed (exit code {f.exitcode}): {_error_of(f)}" for rank, f in failures]
     return "; then ".join(parts)
 

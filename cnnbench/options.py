@@ -8,6 +8,7 @@ imports torch; the parsers that need a registry import it when they run.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,10 +84,17 @@ def _devices(text: str) -> tuple[Any, ...] | str:
 
     if text.strip() == "auto":
         return "auto"
-    sets = tuple(parse_device_set(part) for part in text.split())
+    words = re.sub(r"\b(\d+)x\s+", r"\1x", text).split()  # '2x cpu:0' is one set: 2xcpu:0
+    sets = tuple(parse_device_set(word) for word in words)
     if not sets:
         raise ValueError("empty; valid: space-separated sets such as 'cuda:0 cuda:0,1', or auto")
     return sets
+
+
+def _endpoint(text: str) -> Any:
+    from cnnbench.nodes import local_endpoint
+
+    return local_endpoint(text)
 
 
 def _data(text: str) -> Any:
@@ -182,7 +190,8 @@ OPTIONS = [
         "devices",
         _devices,
         "space-separated device sets, e.g. 'cuda:0 cuda:0,1,2' or 'cpu:0 cpu:0,1', or auto "
-        "(1, 2, 4, ... and all GPUs, else CPU sets up to the usable cores, none larger than the batch)",
+        "(1, 2, 4, ... and all GPUs, else CPU sets up to the usable cores, none larger than the batch); "
+        "'2x cuda:0,1' is the same devices on each of 2 nodes (needs --cnnbench-rdzv)",
         "auto",
     ),
     Option("wrappers", _names(_wrappers), "comma-separated parallel wrappers, e.g. single,ddp", unset="all registered"),
@@ -223,6 +232,13 @@ OPTIONS = [
         _seconds,
         "seconds a worker group may take to start, to finish one round or its all-reduce check",
         "600",
+    ),
+    Option(
+        "rdzv",
+        _endpoint,
+        "HOST:PORT where the nodes of a multi-node set (2x cpu:0) meet: an address of this machine, "
+        "the only one the run listens on; other nodes run: cnnbench join HOST:PORT",
+        unset="none: every set on this node, all on loopback",
     ),
     Option(
         "speedup-fail",

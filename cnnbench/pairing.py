@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from cnnbench.cases import Case
 from cnnbench.group import WorkerGroup
+from cnnbench.nodes import Nodes
 from cnnbench.results import AllReduce, LocalRounds
 
 
@@ -75,13 +76,14 @@ class Pair:
         self.epoch_seconds: list[float] = []  # whole epochs, each timed on its own after the rounds
 
     @classmethod
-    def start(cls, case: Case, references: References, timer: Callable[[], float]) -> Pair:
-        """Start ``case``'s groups, or take them warm from ``references``."""
+    def start(cls, case: Case, references: References, timer: Callable[[], float], nodes: Nodes | None = None) -> Pair:
+        """Start ``case``'s groups, or take them warm from ``references``; a set on several nodes
+        meets its other nodes at ``nodes``."""
         reference = case.reference
         if reference is None:
             return cls(references.group(case), None, timer, held=case.data.reads)
         reference_group = references.group(reference)  # first: if it fails, nothing is left
-        group = WorkerGroup(case)
+        group = WorkerGroup(case, nodes)
         local: dict[int, tuple[Case, WorkerGroup]] = {}
         try:
             for index in distinct(group.device_names):

@@ -29,6 +29,7 @@ from cnnbench.options import OPTIONS
 
 if TYPE_CHECKING:
     from cnnbench.cases import Case
+    from cnnbench.nodes import Nodes
     from cnnbench.pairing import Pair, References
 
 SESSION = pytest.StashKey["CnnbenchSession"]()  # present only when cnnbench is switched on
@@ -197,9 +198,30 @@ def cnnbench_references() -> Iterator[References]:
         references.close()
 
 
+@pytest.fixture(scope="session")
+def cnnbench_nodes(request: pytest.FixtureRequest) -> Iterator[Nodes | None]:
+    """Where the nodes of a multi-node set meet (--cnnbench-rdzv): None where every set is on this node."""
+    from cnnbench.nodes import Nodes
+
+    session = request.config.stash[SESSION]
+    if session.settings.nodes == 1:
+        yield None
+        return
+    nodes = Nodes(session.settings.rdzv, session.settings.timeout)
+    try:
+        yield nodes
+    finally:
+        session.environment["nodes"] = nodes.environments()
+        nodes.close()
+
+
 @pytest.fixture
 def cnnbench_group(
-    cnnbench_case: Case, cnnbench_references: References, benchmark, request: pytest.FixtureRequest
+    cnnbench_case: Case,
+    cnnbench_references: References,
+    cnnbench_nodes: Nodes | None,
+    benchmark,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Pair]:
     """The case's worker group, paired with its reference's and its local steps', started and
     warmed up before the benchmark; the case's own group is closed after it. Records the result,
@@ -210,7 +232,7 @@ def cnnbench_group(
     benchmark.group = cnnbench_case.model_config
     timer = benchmark._timer  # pytest-benchmark's clock for the timed rounds (--benchmark-timer)
     try:
-        pair = Pair.start(cnnbench_case, cnnbench_references, timer)
+        pair = Pair.start(cnnbench_case, cnnbench_references, timer, cnnbench_nodes)
     except BaseException:
         benchmark.skipped = True  # it never ran: no "fixture was not used" warning on top of the error
         raise
@@ -290,6 +312,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator
         terminalreporter.write_line("cnnbench: no benchmark result, so no report or plot was written", yellow=True)
     if session.not_saved:
         terminalreporter.write_line(session.not_saved, yellow=True)
+    if settings.nodes > 1:
+        spanning = ", ".join(str(s) for s in settings.devices if s.nodes > 1)
+        where = f"{settings.rdzv} ({settings.rdzv.interface()})"
+        listened = "the run listened on that interface and on loopback, nowhere else"
+        terminalreporter.write_line(f"cnnbench: the rendezvous of {spanning} was at {where}: {listened}")
     if report is not None and (report.run.results or settings.gate.set):
         line, failed = report.outcome.line, report.outcome.failed
         terminalreporter.write_line(line, red=failed, green=not failed)

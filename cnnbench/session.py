@@ -13,6 +13,7 @@ from cnnbench.cases import Case
 from cnnbench.config import Settings
 from cnnbench.devices import DEVICE_KINDS
 from cnnbench.environment import fingerprint, hardware_class
+from cnnbench.nodes import network
 from cnnbench.options import OPTION, OptionError
 from cnnbench.pairing import Pair
 from cnnbench.plot import matplotlib_missing
@@ -30,6 +31,8 @@ class CnnbenchSession:
         if self.settings.plot and (missing := matplotlib_missing(OPTION["plot"].flag)):
             raise pytest.UsageError(missing)
         self.environment = fingerprint()
+        if self.settings.nodes > 1:  # the other nodes' own, as "nodes", once they have joined
+            self.environment.update(node_count=self.settings.nodes, network=network())
         self.hardware = hardware_class(self.environment, self.settings.kind)
         # a run on GPUs whose names nothing could read would mix GPU models under one class
         self.identified = DEVICE_KINDS[self.settings.kind].pinned or bool(self.environment["gpus"])

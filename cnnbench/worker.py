@@ -1,16 +1,17 @@
 """One rank of a worker group: build the model, warm up, then run rounds on command.
 
-Started by ``WorkerGroup`` through torch.distributed.elastic, like torchrun starts ranks:
-``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` come from the environment, and
-the controller's TCPStore is both the rendezvous (prefix ``pg/``) and the control channel
-(prefix ``ctl/``). Between uses a group may idle for as long as other configurations run, so a
-rank waits for its next command without a deadline: if the controller dies, the kernel ends the
-rank (Linux) or the store's connection drops.
+Started through torch.distributed.elastic, by ``WorkerGroup`` or, on a set of several nodes, by
+each node's elastic agent (``cnnbench.agent``): ``RANK`` and ``WORLD_SIZE`` come from the
+environment, with the address of the controller's TCPStore (``CNNBENCH_STORE``; under the
+group's name, ``CNNBENCH_GROUP``, where the store serves several nodes' groups). The store is both
+the rendezvous (prefix ``pg/``) and the control channel (prefix ``ctl/``). Between uses a group
+may idle for as long as other configurations run, so a rank waits for its next command without a
+deadline: if its parent dies, the kernel ends the rank (Linux), and if the controller's store
+goes away, the connection drops.
 """
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import json
 import os
@@ -20,32 +21,22 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-PR_SET_PDEATHSIG = 1
+if __name__ == "__main__":  # first: see cnnbench.lifeline
+    from cnnbench.lifeline import die_with_parent
 
-
-def die_with_parent() -> None:
-    """Linux: the kernel kills this rank if the controller dies, even by SIGKILL."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != int(os.environ["CNNBENCH_CONTROLLER_PID"]):
-        sys.exit("cnnbench worker: the controller exited before this rank started")
-
-
-if __name__ == "__main__":  # before torch's import, seconds long: a controller killed meanwhile takes the rank along
     die_with_parent()
 
-# the rank is bound to its controller before these
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-from torch.distributed.elastic.multiprocessing.errors import record  # noqa: E402
+import torch
+import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.errors import record
 
-from cnnbench.cases import Case  # noqa: E402
-from cnnbench.data import Batches, Feed, make_batches  # noqa: E402
-from cnnbench.devices import DEVICE_KINDS  # noqa: E402
-from cnnbench.group import NO_DEADLINE, STOP_SIGNALS  # noqa: E402
-from cnnbench.models import create_model  # noqa: E402
-from cnnbench.step import TrainingStep  # noqa: E402
-from cnnbench.wrappers import compiled_graphs, get_wrapper  # noqa: E402
+from cnnbench.cases import Case
+from cnnbench.data import Batches, Feed, make_batches
+from cnnbench.devices import DEVICE_KINDS
+from cnnbench.group import GROUP_NAME, NO_DEADLINE, STOP_SIGNALS, STORE_ADDRESS
+from cnnbench.models import create_model
+from cnnbench.step import TrainingStep
+from cnnbench.wrappers import compiled_graphs, get_wrapper
 
 ALL_REDUCE_WARMUP, ALL_REDUCE_ITERATIONS = 5, 20  # nccl-tests' defaults, and the fewest timed
 ALL_REDUCE_SECONDS, ALL_REDUCE_MOST = 0.5, 100_000  # how long a size's timed loop lasts, at most how many
@@ -59,9 +50,8 @@ def main(case_json: str, *modules: str) -> None:
     case = Case.from_json(case_json)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     timeout = timedelta(seconds=case.timeout)
-    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
-    store = dist.TCPStore(host, port, timeout=timeout)
-    control = dist.PrefixStore("ctl", dist.TCPStore(host, port, timeout=NO_DEADLINE))  # idle as long as need be
+    store = controller_store(timeout)
+    control = dist.PrefixStore("ctl", controller_store(NO_DEADLINE))  # idle as long as need be
 
     wrapper = get_wrapper(case.wrapper)
     devices = [torch.device(d) for d in case.devices.devices]
@@ -158,6 +148,13 @@ def first_compiled_step(
             "model's forward in a module of your own"
         )
     return {"seconds": seconds}
+
+
+def controller_store(timeout: timedelta) -> dist.Store:
+    """A connection to the controller's store, under the group's name if it has one."""
+    host, _, port = os.environ[STORE_ADDRESS].rpartition(":")
+    store = dist.TCPStore(host, int(port), timeout=timeout)
+    return dist.PrefixStore(os.environ[GROUP_NAME], store) if GROUP_NAME in os.environ else store
 
 
 def all_reduce_seconds(size: int, device: torch.device, synchronize: Callable[[torch.device], None]) -> float:

@@ -1,7 +1,8 @@
 """Models that fail on purpose, added the way a user adds a model: ``-p faulty_models``.
 
-Each misbehaves on rank 1 (the second process of a ``ddp`` group) at its second forward pass:
-with one warmup step, that is the first step of the first timed round.
+Each misbehaves on rank 1 (the second process of a ``ddp`` group), or on the node marked
+DOOMED_NODE, at its second forward pass: with one warmup step, that is the first step of the first
+timed round.
 """
 
 import os
@@ -12,6 +13,8 @@ import torch
 from torch import nn
 
 from cnnbench.models import register_model
+
+DOOMED_NODE = "CNNBENCH_TEST_DOOMED_NODE"  # set for a test's second node: the node kills_its_node takes down
 
 
 class Faulty(nn.Module):
@@ -30,7 +33,9 @@ class Faulty(nn.Module):
                 time.sleep(3600)
             if self.fault == "segfault":
                 os.kill(os.getpid(), signal.SIGSEGV)
-        if self.fault == "slow":
+        if self.fault == "kill_node" and os.environ.get(DOOMED_NODE) and self.calls == 2:
+            os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)  # its agent, and the cnnbench join that started it
+        if self.fault in ("slow", "kill_node"):
             time.sleep(0.2)
         return self.fc(x.flatten(1))
 
@@ -53,3 +58,9 @@ def segfaults_on_rank1(num_classes: int = 10) -> nn.Module:
 @register_model
 def slow_linear(num_classes: int = 10) -> nn.Module:
     return Faulty("slow", num_classes)
+
+
+@register_model
+def kills_its_node(num_classes: int = 10) -> nn.Module:
+    """On a node started with DOOMED_NODE set, the whole node dies at the first timed step."""
+    return Faulty("kill_node", num_classes)

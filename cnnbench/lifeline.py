@@ -1,0 +1,20 @@
+"""A process started for a run dies with the process that started it: a rank with the controller
+or its node's agent, an agent with the controller or ``cnnbench join``. Light on purpose: it runs
+before torch's import, which takes seconds, so a parent killed meanwhile takes the child along.
+"""
+
+import ctypes
+import os
+import signal
+import sys
+
+PARENT_PID = "CNNBENCH_PARENT_PID"  # set by the parent: who the child must outlive no longer
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Linux: the kernel kills this process if its parent dies, even by SIGKILL."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(os.environ[PARENT_PID]):
+        sys.exit(f"cnnbench: the process that started this one (pid {os.environ[PARENT_PID]}) exited first")

@@ -1,0 +1,212 @@
+"""Device sets on several nodes: the rendezvous the controller hosts, and ``cnnbench join``.
+
+The controller (the pytest process on the first node) hosts one TCPStore for the run, bound to
+the one address the user names (``--cnnbench-rdzv=HOST:PORT``). Each group of a multi-node set is
+announced there as ``next/<n>``, with its case and its ranks' command line under ``<group>/``
+(the controller's registries name the modules a rank imports). On every node, the
+controller's included, one torch elastic agent per group (``python -m cnnbench.agent``) meets the
+others' through a c10d rendezvous on the same store and starts that node's ranks. Other nodes run
+``cnnbench join HOST:PORT``: it takes each announced group, starts its agent, stops it when the
+controller says so, and ends with the run. It needs no options: the cases come from the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch.distributed as dist
+
+from cnnbench.cases import Case
+from cnnbench.lifeline import PARENT_PID
+
+SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
+END = "end"  # announced last: the run is over
+POLL_SECONDS = 0.2  # how often ``join`` looks at the store
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str  # an IPv4 address
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def source(self) -> str:
+        """This node's own address on the way to the endpoint (the kernel's route; nothing is sent)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((self.host, self.port))
+            return probe.getsockname()[0]
+
+    def interface(self) -> str:
+        """The name of this node's interface on the way to the endpoint, e.g. ``eth0`` or ``lo``."""
+        source = self.source()
+        return next((name for name, address in interfaces().items() if address == source), source)
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """``10.0.0.1:29400``; a hostname is resolved to its IPv4 address. ValueError says what is wrong."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"got {text!r}; valid: HOST:PORT, e.g. 10.0.0.1:29400, with a port from 1 to 65535")
+    try:
+        address = socket.gethostbyname(host)
+    except OSError:
+        raise ValueError(f"got {text!r}: {host} does not resolve to an IPv4 address") from None
+    return Endpoint(address, int(port))
+
+
+def local_endpoint(text: str) -> Endpoint:
+    """An endpoint on one of this machine's own addresses: the only one the controller listens on."""
+    endpoint = parse_endpoint(text)
+    own = interfaces()
+    if endpoint.host not in own.values():
+        listed = ", ".join(f"{address} ({name})" for name, address in own.items())
+        raise ValueError(f"{endpoint.host} is not an address of this machine; valid: HOST:PORT on one of {listed}")
+    return endpoint
+
+
+def interfaces() -> dict[str, str]:
+    """This machine's network interfaces that have an IPv4 address: name -> address."""
+    found = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for _, name in socket.if_nameindex():
+            with contextlib.suppress(OSError):  # an interface without an IPv4 address
+                request = struct.pack("256s", name.encode()[:15])
+                found[name] = socket.inet_ntoa(fcntl.ioctl(probe.fileno(), SIOCGIFADDR, request)[20:24])
+    return found
+
+
+def network() -> dict[str, dict]:
+    """The interfaces NCCL and gloo may choose, for the fingerprint: address, MTU, link speed, state."""
+    found = {}
+    for name, address in interfaces().items():
+        sysfs = Path("/sys/class/net") / name
+        found[name] = {"address": address, **{key: _read(sysfs / key) for key in ("mtu", "speed", "operstate")}}
+    return found
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:  # no such attribute, or a virtual link whose speed cannot be read
+        return None
+
+
+class Nodes:
+    """The controller's side: the run's store on the named address, and the groups announced on it."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float):
+        self.endpoint = endpoint
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((endpoint.host, endpoint.port))
+        except OSError as error:
+            listener.close()
+            raise RuntimeError(f"cannot listen on {endpoint} (--cnnbench-rdzv): {error.strerror}") from None
+        listener.listen(128)
+        self.store = dist.TCPStore(
+            endpoint.host,
+            endpoint.port,
+            is_master=True,
+            wait_for_workers=False,
+            timeout=timedelta(seconds=timeout),
+            master_listen_fd=listener.detach(),
+            multi_tenant=True,
+        )
+        self._announced = 0
+
+    def announce(self, case: Case, argv: tuple[str, ...]) -> str:
+        """Offer ``case``'s group, whose ranks run ``argv``, to every node; returns the group's
+        name, its key prefix."""
+        group = f"g{self._announced}"
+        self.store.set(f"{group}/case", case.to_json())
+        self.store.set(f"{group}/argv", json.dumps(argv))
+        self.store.set(f"next/{self._announced}", group)
+        self._announced += 1
+        return group
+
+    def took(self, group: str) -> int:
+        """How many nodes started an agent for ``group``."""
+        return self.store.add(f"{group}/nodes", 0)
+
+    def finish(self, group: str) -> None:
+        """Tell the other nodes to stop ``group``'s agent if it still runs."""
+        self.store.set(f"{group}/stop", "")
+
+    def environments(self) -> dict[str, dict]:
+        """The fingerprints the joined nodes published, by host name (``#2`` for a second on one host)."""
+        found: dict[str, dict] = {}
+        for n in range(self.store.add("nodes/joined", 0)):
+            environment = json.loads(self.store.get(f"nodes/{n}"))
+            host = environment.pop("host")
+            label = host if host not in found else f"{host}#{sum(k.split('#')[0] == host for k in found) + 1}"
+            found[label] = environment
+        return found
+
+    def close(self) -> None:
+        """End the run for every joined node; they stop their agents and exit."""
+        self.store.set(f"next/{self._announced}", END)
+
+
+def join(endpoint: Endpoint, wait: float, say=print) -> int:
+    """``cnnbench join``: serve the run whose controller listens at ``endpoint`` until it ends.
+    Returns 0 when the controller ends the run, 1 when it went away first."""
+    from cnnbench.environment import fingerprint
+
+    try:
+        store = dist.TCPStore(endpoint.host, endpoint.port, timeout=timedelta(seconds=wait))
+    except (RuntimeError, TimeoutError):
+        say(f"cnnbench join: no controller answered at {endpoint} within {wait:g} s")
+        return 1
+    node = store.add("nodes/joined", 1) - 1
+    environment = {"host": socket.gethostname(), **fingerprint(), "network": network()}
+    store.set(f"nodes/{node}", json.dumps(environment))
+    say(f"cnnbench join: joined the run at {endpoint} as node {node + 1} (ranks talk over {endpoint.interface()})")
+    agents: dict[str, subprocess.Popen] = {}
+    announced = 0
+    try:
+        while True:
+            if store.check([f"next/{announced}"]):
+                group = store.get(f"next/{announced}").decode()
+                announced += 1
+                if group == END:
+                    say("cnnbench join: the controller ended the run")
+                    return 0
+                agents[group] = start_agent(endpoint, group)
+            for group, agent in list(agents.items()):
+                if agent.poll() is not None:
+                    del agents[group]
+                elif store.check([f"{group}/stop"]):
+                    agent.terminate()
+            time.sleep(POLL_SECONDS)
+    except RuntimeError as error:  # the store's connection: the controller is gone
+        say(f"cnnbench join: lost the controller at {endpoint} ({str(error).splitlines()[0]}); stopping")
+        return 1
+    finally:
+        for agent in agents.values():
+            agent.terminate()
+        for agent in agents.values():
+            agent.wait()
+
+
+def start_agent(endpoint: Endpoint, group: str) -> subprocess.Popen:
+    """This node's elastic agent for ``group``, bound to this process: it dies with it."""
+    env = {**os.environ, PARENT_PID: str(os.getpid())}
+    return subprocess.Popen([sys.executable, *agent_argv(endpoint, group)], env=env)
+
+
+def agent_argv(endpoint: Endpoint, group: str) -> tuple[str, ...]:
+    return ("-m", "cnnbench.agent", str(endpoint), group)
