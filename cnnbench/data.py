@@ -21,8 +21,6 @@ from typing import Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from cnnbench import cifar
-
 PREFETCH = 2  # batches each loader worker keeps ready (DataLoader's default)
 PR_SET_PDEATHSIG = 1
 
@@ -210,8 +208,16 @@ def _synthetic(source: DataSource, feed: Feed) -> Batches:
 
 
 def _cifar10(source: DataSource, feed: Feed) -> Batches:
+    from cnnbench import cifar  # with torchvision, whose import takes seconds: only where the set is read
+
     return LoaderBatches(cifar.training_set(source.path), feed)
 
 
+def _check_cifar10(folder: Path) -> tuple[int, bool]:
+    from cnnbench import cifar
+
+    return cifar.check(folder)
+
+
 register_data(DataKind("synthetic", _synthetic))
-register_data(DataKind("cifar10", _cifar10, check=cifar.check))
+register_data(DataKind("cifar10", _cifar10, check=_check_cifar10))

@@ -47,6 +47,7 @@ STORE_ADDRESS, GROUP_NAME = "CNNBENCH_STORE", "CNNBENCH_GROUP"  # how a rank fin
 FAILURES = "failures"  # a multi-node group's counter of failure reports from the nodes' agents, and their prefix
 NO_DEADLINE = timedelta(days=365)  # store waits end by a key being set, never by a store timeout
 RELEASE_SECONDS = 10.0  # how long a released wait may take to return
+REPORT_SECONDS = 5.0  # how long a failed multi-node group waits for every node's report of its ranks
 # the signals that stop a run; torch elastic sets its own handlers for them while it starts ranks
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -79,17 +80,17 @@ class WorkerGroup:
                     raise WorkerError(f"{case.devices} spans nodes: it needs a rendezvous (--cnnbench-rdzv)")
                 self._name = nodes.announce(case, worker_argv(case))
                 self._store = dist.PrefixStore(self._name, nodes.store)
-                self.port = nodes.endpoint.port
+                host, self.port = nodes.endpoint.host, nodes.endpoint.port
                 args = {0: agent_argv(nodes.endpoint, self._name)}
                 envs = {0: {"PYTHONPATH": os.pathsep.join(sys.path), PARENT_PID: str(os.getpid())}}
             else:
                 self._store = _loopback_store(self.timeout)
-                self.port = self._store.port  # chosen by the OS
+                host, self.port = HOST, self._store.port  # the port chosen by the OS
                 env = {**worker_environment(case, LOOPBACK), STORE_ADDRESS: f"{HOST}:{self.port}"}
                 args = dict.fromkeys(range(self.processes), worker_argv(case))
                 envs = {r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)}
             self._control = dist.PrefixStore("ctl", self._store)
-            self._waiter = _Waiter(self._store, nodes.endpoint.host if nodes else HOST, self.port, self._name)
+            self._waiter = _Waiter(self._store, host, self.port, self._name)
             try:
                 self._procs = start_processes(
                     name="cnnbench",
@@ -198,7 +199,7 @@ class WorkerGroup:
     def _node_reports(self) -> str:
         """Why a multi-node group failed: each node's agent reports its ranks' failures to the store
         (its ranks' errors, in the order the reports arrived); a node that died sends none."""
-        deadline = time.monotonic() + RELEASE_SECONDS
+        deadline = time.monotonic() + REPORT_SECONDS
         while self._store.add(FAILURES, 0) < self.devices.nodes and time.monotonic() < deadline:
             time.sleep(0.1)
         count = self._store.add(FAILURES, 0)

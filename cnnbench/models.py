@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torchvision
 from torch import nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -112,10 +111,18 @@ def googlenet_cifar_small(num_classes: int = 10) -> nn.Module:
     return GoogLeNetCIFAR(num_classes, width=0.25)
 
 
+def _torchvision(name: str, **kwargs) -> nn.Module:
+    """One of torchvision's models, imported when one is built: torchvision's import takes seconds,
+    paid otherwise by every rank of every group."""
+    import torchvision.models
+
+    return getattr(torchvision.models, name)(**kwargs)
+
+
 @register_model
 def resnet18_cifar(num_classes: int = 10) -> nn.Module:
     """torchvision's ResNet-18 with the CIFAR stem: a 3x3 stride-1 conv and no max-pool."""
-    model = torchvision.models.resnet18(num_classes=num_classes)
+    model = _torchvision("resnet18", num_classes=num_classes)
     model.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
@@ -123,23 +130,23 @@ def resnet18_cifar(num_classes: int = 10) -> nn.Module:
 
 @register_model
 def tv_resnet18(num_classes: int = 10) -> nn.Module:
-    return torchvision.models.resnet18(num_classes=num_classes)
+    return _torchvision("resnet18", num_classes=num_classes)
 
 
 @register_model
 def tv_resnet50(num_classes: int = 10) -> nn.Module:
-    return torchvision.models.resnet50(num_classes=num_classes)
+    return _torchvision("resnet50", num_classes=num_classes)
 
 
 @register_model
 def tv_googlenet(num_classes: int = 10) -> nn.Module:
     """Aux heads off: without pretrained weights they only turn the training output into a tuple."""
-    return torchvision.models.googlenet(num_classes=num_classes, aux_logits=False, init_weights=True)
+    return _torchvision("googlenet", num_classes=num_classes, aux_logits=False, init_weights=True)
 
 
 @register_model
 def tv_mobilenet_v2(num_classes: int = 10) -> nn.Module:
-    return torchvision.models.mobilenet_v2(num_classes=num_classes)
+    return _torchvision("mobilenet_v2", num_classes=num_classes)
 
 
 class LinearClassifier(nn.Module):

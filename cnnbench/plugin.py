@@ -109,6 +109,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from cnnbench.session import CnnbenchSession
 
     session = config.stash[SESSION] = CnnbenchSession(*_given(config))
+    if session.settings.nodes > 1 and _under_xdist(config):
+        raise pytest.UsageError(
+            f"cnnbench: a set across nodes has one controller, which hosts {session.settings.rdzv}; "
+            "valid: without -n (pytest-xdist's workers would each try to)"
+        )
     if session.settings.speedup_fail is not None and not config.getoption("benchmark_compare", None):
         raise pytest.UsageError(
             "cnnbench: --cnnbench-speedup-fail compares with a baseline; valid: with --benchmark-compare "

@@ -18,7 +18,7 @@ from test_faults import listening, workers_of
 
 from cnnbench.config import Settings
 from cnnbench.devices import usable_cores
-from cnnbench.environment import hardware_class
+from cnnbench.environment import differences, hardware_class
 from cnnbench.nodes import local_endpoint, parse_endpoint
 from cnnbench.options import OptionError
 
@@ -92,9 +92,9 @@ def test_a_set_on_two_nodes_runs_end_to_end_and_the_other_node_leaves_with_the_r
     node = start_node(port)
     run = suite.runpytest(
         *("--cnnbench-devices=cpu:0 2x cpu:0", "--cnnbench-wrappers=single,ddp", f"--cnnbench-rdzv=127.0.0.1:{port}"),
-        *("--cnnbench-batch-size=8", "--cnnbench-steps=2", "--cnnbench-rounds=3", "--cnnbench-warmup=1"),
-        *("--benchmark-autosave", "--cnnbench-timeout=120"),
-        "--deselect=test_training.py::test_train[googlenet_cifar_small-bs8-fp32-ddp-cpu:0]",
+        *("--cnnbench-models=linear", "--cnnbench-batch-size=8", "--cnnbench-steps=20", "--cnnbench-rounds=3"),
+        *("--cnnbench-warmup=5", "--benchmark-autosave", "--cnnbench-timeout=120"),
+        "--deselect=test_training.py::test_train[linear-bs8-fp32-ddp-cpu:0]",
     )
     out, _ = node.communicate(timeout=60)
     run.assert_outcomes(passed=2)
@@ -110,7 +110,7 @@ def test_a_set_on_two_nodes_runs_end_to_end_and_the_other_node_leaves_with_the_r
     assert other["torch"] == environment["torch"] and "lo" in other["network"]
     two = next(b for b in data["benchmarks"] if b["param"].endswith("-ddp-2xcpu:0"))
     assert two["extra_info"]["processes"] == 2 and two["extra_info"]["speedup"] > 0
-    assert workers_of("googlenet_cifar_small") == [] and agents() == []
+    assert workers_of("linear") == [] and agents() == []
 
 
 def test_a_node_that_never_joins_fails_its_set_in_time_and_leaves_nothing(suite, on_core_0):
@@ -169,6 +169,12 @@ def test_a_node_that_dies_mid_round_fails_its_set_and_no_rank_is_left(suite, on_
     assert seen["listening"] and seen["listening"] <= {"127.0.0.1"}, seen["listening"]
 
 
+def test_a_set_on_several_nodes_has_one_controller(suite):
+    run = suite.runpytest("-n", "2", "--benchmark-disable", "--cnnbench-devices=2xcpu:0", "--cnnbench-rdzv=127.0.0.1:1")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines(["*a set across nodes has one controller, which hosts 127.0.0.1:1; valid: without -n*"])
+
+
 def test_a_set_on_several_nodes_needs_a_rendezvous_on_this_machine():
     with pytest.raises(OptionError, match=r"2xcpu:0 spans 2 nodes; valid: with --cnnbench-rdzv=HOST:PORT"):
         Settings.from_values({"devices": "cpu:0 2x cpu:0"})
@@ -195,3 +201,34 @@ def test_the_rendezvous_is_on_an_own_address_and_the_class_counts_nodes():
     environment = {"cpu": {"cores": 2, "model": "Xeon"}, "gpus": []}
     assert hardware_class(environment, "cpu") == "cpu-2xXeon"
     assert hardware_class({**environment, "node_count": 2}, "cpu") == "cpu-2nodes-2xXeon"
+    before = {
+        "driver": "550.54.15",
+        "nodes": {"gpu-b": {"driver": "550.54.15", "network": {"ib0": {"speed": "200000"}}}},
+    }
+    after = {
+        "driver": "550.54.15",
+        "nodes": {"gpu-b": {"driver": "560.35.03", "network": {"ib0": {"speed": "100000"}}}},
+    }
+    assert differences(before, after) == [
+        "nodes.gpu-b.driver 550 -> 560",
+        "nodes.gpu-b.network.ib0.speed 200000 -> 100000",
+    ]
+
+
+def test_join_waits_for_its_controller_and_leaves_when_it_goes_away():
+    from cnnbench.nodes import Endpoint, Nodes
+
+    port = free_port()
+    alone = subprocess.run(
+        [sys.executable, "-m", "cnnbench", "join", f"127.0.0.1:{port}", "--wait=1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert alone.returncode == 1 and f"no controller answered at 127.0.0.1:{port} within 1 s" in alone.stdout
+    nodes = Nodes(Endpoint("127.0.0.1", port), timeout=30)
+    node = start_node(port)
+    assert "joined the run" in node.stdout.readline()
+    del nodes  # the controller's store goes away with it, as when pytest is killed
+    out, _ = node.communicate(timeout=30)
+    assert node.returncode == 1 and f"lost the controller at 127.0.0.1:{port}" in out, out

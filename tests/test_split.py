@@ -36,10 +36,10 @@ def test_a_slower_device_in_a_mixed_set_sets_the_even_ideal_and_adds_to_the_capa
     batch; the ideals from ddp's paired local steps must agree with those."""
     monkeypatch.setattr(CpuKind, "describe", CpuKind.describe)  # core_named replaces it in this process too
     run = suite.runpytest(
-        *("-p", "core_named", "--cnnbench-models=core_named_cnn", "--cnnbench-scaling=weak"),
-        *("--cnnbench-devices=cpu:0 cpu:1 cpu:0,1", "--cnnbench-wrappers=single,ddp", "--cnnbench-batch-size=8"),
-        *("--cnnbench-steps=2", "--cnnbench-rounds=4", "--cnnbench-warmup=1", "--benchmark-json=out.json"),
-        *(f"--deselect=test_training.py::test_train[core_named_cnn-bs8-fp32-weak-ddp-cpu:{i}]" for i in (0, 1)),
+        *("-p", "core_named", "--cnnbench-models=core_named_mlp", "--cnnbench-scaling=weak"),
+        *("--cnnbench-devices=cpu:0 cpu:1 cpu:0,1", "--cnnbench-wrappers=single,ddp", "--cnnbench-batch-size=64"),
+        *("--cnnbench-steps=20", "--cnnbench-rounds=5", "--cnnbench-warmup=5", "--benchmark-json=out.json"),
+        *(f"--deselect=test_training.py::test_train[core_named_mlp-bs64-fp32-weak-ddp-cpu:{i}]" for i in (0, 1)),
     )
     run.assert_outcomes(passed=3)
     found = infos(suite)
