@@ -210,7 +210,7 @@ def test_the_rendezvous_is_on_an_own_address_and_the_class_counts_nodes():
         "nodes": {"gpu-b": {"driver": "560.35.03", "network": {"ib0": {"speed": "100000"}}}},
     }
     assert differences(before, after) == [
-        "nodes.gpu-b.driver 550 -> 560",
+        "nodes.gpu-b.driver 550.54.15 -> 560.35.03",
         "nodes.gpu-b.network.ib0.speed 200000 -> 100000",
     ]
 
