@@ -33,6 +33,8 @@ from cnnbench.lifeline import PARENT_PID
 SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 END = "end"  # announced last: the run is over
 POLL_SECONDS = 0.2  # how often ``join`` looks at the store
+LEAVE_SECONDS = 5.0  # how long the controller's store stays for the joined nodes to hear that the run ended
+JOINED, LEFT = "nodes/joined", "nodes/left"  # counters of the nodes that joined the run and that heard its end
 
 
 @dataclass(frozen=True)
@@ -149,16 +151,20 @@ class Nodes:
     def environments(self) -> dict[str, dict]:
         """The fingerprints the joined nodes published, by host name (``#2`` for a second on one host)."""
         found: dict[str, dict] = {}
-        for n in range(self.store.add("nodes/joined", 0)):
-            environment = json.loads(self.store.get(f"nodes/{n}"))
+        published = [f"nodes/{n}" for n in range(self.store.add(JOINED, 0))]
+        for key in filter(lambda key: self.store.check([key]), published):  # not a node still starting
+            environment = json.loads(self.store.get(key))
             host = environment.pop("host")
             label = host if host not in found else f"{host}#{sum(k.split('#')[0] == host for k in found) + 1}"
             found[label] = environment
         return found
 
     def close(self) -> None:
-        """End the run for every joined node; they stop their agents and exit."""
+        """End the run for every joined node, and give them a moment to hear it before the store goes."""
         self.store.set(f"next/{self._announced}", END)
+        deadline = time.monotonic() + LEAVE_SECONDS
+        while self.store.add(LEFT, 0) < self.store.add(JOINED, 0) and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS / 2)
 
 
 def join(endpoint: Endpoint, wait: float, say=print) -> int:
@@ -171,8 +177,8 @@ def join(endpoint: Endpoint, wait: float, say=print) -> int:
     except (RuntimeError, TimeoutError):
         say(f"cnnbench join: no controller answered at {endpoint} within {wait:g} s")
         return 1
-    node = store.add("nodes/joined", 1) - 1
     environment = {"host": socket.gethostname(), **fingerprint(), "network": network()}
+    node = store.add(JOINED, 1) - 1
     store.set(f"nodes/{node}", json.dumps(environment))
     say(f"cnnbench join: joined the run at {endpoint} as node {node + 1} (ranks talk over {endpoint.interface()})")
     agents: dict[str, subprocess.Popen] = {}
@@ -183,6 +189,7 @@ def join(endpoint: Endpoint, wait: float, say=print) -> int:
                 group = store.get(f"next/{announced}").decode()
                 announced += 1
                 if group == END:
+                    store.add(LEFT, 1)
                     say("cnnbench join: the controller ended the run")
                     return 0
                 agents[group] = start_agent(endpoint, group)

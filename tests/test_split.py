@@ -1,6 +1,6 @@
 """Where a multi-device round goes, from real short runs on CPU ranks: the compute-bound speedup
 (the local step alone on its device) and the sync exposed beyond it. A device that computes
-slower is made by a model that computes twice on it (core_named.py); test_gate.py has the rank
+slower is made by a model whose step takes twice as long there (core_named.py); test_gate.py has the rank
 that waits (a straggler), which regresses against a baseline while the compute-bound speedup holds."""
 
 import json
@@ -31,15 +31,15 @@ def test_tiny_per_device_batches_bring_the_compute_bound_speedup_down(suite):
 
 
 def test_a_slower_device_in_a_mixed_set_sets_the_even_ideal_and_adds_to_the_capacity(suite, monkeypatch):
-    """cpu:1 computes each step twice, and ranks name their devices by core, so the set is mixed.
+    """cpu:1 takes twice as long per step, and ranks name their devices by core, so the set is mixed.
     Under weak scaling each device's own ``single`` test measures it directly at the per-device
     batch; the ideals from ddp's paired local steps must agree with those."""
     monkeypatch.setattr(CpuKind, "describe", CpuKind.describe)  # core_named replaces it in this process too
     run = suite.runpytest(
-        *("-p", "core_named", "--cnnbench-models=core_named_mlp", "--cnnbench-scaling=weak"),
-        *("--cnnbench-devices=cpu:0 cpu:1 cpu:0,1", "--cnnbench-wrappers=single,ddp", "--cnnbench-batch-size=64"),
-        *("--cnnbench-steps=20", "--cnnbench-rounds=5", "--cnnbench-warmup=5", "--benchmark-json=out.json"),
-        *(f"--deselect=test_training.py::test_train[core_named_mlp-bs64-fp32-weak-ddp-cpu:{i}]" for i in (0, 1)),
+        *("-p", "core_named", "--cnnbench-models=core_named_waits", "--cnnbench-scaling=weak"),
+        *("--cnnbench-devices=cpu:0 cpu:1 cpu:0,1", "--cnnbench-wrappers=single,ddp", "--cnnbench-batch-size=8"),
+        *("--cnnbench-steps=20", "--cnnbench-rounds=4", "--cnnbench-warmup=2", "--benchmark-json=out.json"),
+        *(f"--deselect=test_training.py::test_train[core_named_waits-bs8-fp32-weak-ddp-cpu:{i}]" for i in (0, 1)),
     )
     run.assert_outcomes(passed=3)
     found = infos(suite)
