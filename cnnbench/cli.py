@@ -28,6 +28,7 @@ WIDTH = 100  # tables fit a terminal this wide
 HANDFUL = 5  # reading more files than this, each is said as it is read
 USAGE_ERROR = 4  # pytest's exit status for a usage error
 STORAGE = Path(".benchmarks")
+TORCH_LOG_LEVEL = "TORCH_CPP_LOG_LEVEL"
 FORMATTER = argparse.RawDescriptionHelpFormatter  # descriptions and examples kept as written
 
 DESCRIPTION = """\
@@ -167,8 +168,18 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _endpoint(text: str) -> Any:
-    from cnnbench.nodes import parse_endpoint
-
+    # join's first import of torch. Its store client logs every failed attempt to reach the
+    # controller with a C++ stack, and join says what happened in one line. torch reads the level
+    # once, at its import: set it for that moment only, so the agents and ranks join starts keep the user's.
+    level = os.environ.get(TORCH_LOG_LEVEL)
+    os.environ[TORCH_LOG_LEVEL] = "FATAL"
+    try:
+        from cnnbench.nodes import parse_endpoint
+    finally:
+        if level is None:
+            del os.environ[TORCH_LOG_LEVEL]
+        else:
+            os.environ[TORCH_LOG_LEVEL] = level
     try:
         return parse_endpoint(text)
     except ValueError as error:

@@ -317,6 +317,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator
         terminalreporter.write_line("cnnbench: no benchmark result, so no report or plot was written", yellow=True)
     if session.not_saved:
         terminalreporter.write_line(session.not_saved, yellow=True)
+    if settings.rdzv is not None and settings.nodes == 1:
+        terminalreporter.write_line(f"cnnbench: no set spans nodes, so nothing listened on {settings.rdzv}")
     if settings.nodes > 1:
         spanning = ", ".join(str(s) for s in settings.devices if s.nodes > 1)
         where = f"{settings.rdzv} ({settings.rdzv.interface()})"

@@ -175,6 +175,12 @@ def test_a_set_on_several_nodes_has_one_controller(suite):
     run.stderr.fnmatch_lines(["*a set across nodes has one controller, which hosts 127.0.0.1:1; valid: without -n*"])
 
 
+def test_a_rendezvous_without_a_set_across_nodes_says_nothing_listened_there(suite):
+    run = suite.runpytest("--cnnbench-devices=cpu:0", "--cnnbench-rdzv=127.0.0.1:1", "--collect-only")
+    assert run.ret == pytest.ExitCode.OK
+    run.stdout.fnmatch_lines(["cnnbench: no set spans nodes, so nothing listened on 127.0.0.1:1"])
+
+
 def test_a_set_on_several_nodes_needs_a_rendezvous_on_this_machine():
     with pytest.raises(OptionError, match=r"2xcpu:0 spans 2 nodes; valid: with --cnnbench-rdzv=HOST:PORT"):
         Settings.from_values({"devices": "cpu:0 2x cpu:0"})
