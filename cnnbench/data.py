@@ -10,9 +10,6 @@ kind is one ``register_data`` call, in this module or a user's own: ranks import
 
 from __future__ import annotations
 
-import ctypes
-import signal
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +18,9 @@ from typing import Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from cnnbench.lifeline import killed_with_parent
+
 PREFETCH = 2  # batches each loader worker keeps ready (DataLoader's default)
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -146,8 +144,7 @@ class LoaderBatches:
 def _die_with_rank(worker_id: int) -> None:
     """A loader worker dies with its rank, even one killed outright (Linux), as ranks die with the
     controller: nothing is left behind, a worker hung in a batch included."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    killed_with_parent()
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,14 @@ PARENT_PID = "CNNBENCH_PARENT_PID"  # set by the parent: who the child must outl
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Linux: the kernel kills this process if its parent dies, even by SIGKILL."""
+def killed_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent dies, even by SIGKILL."""
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def die_with_parent() -> None:
+    """Killed with the parent that set PARENT_PID, or gone now if that parent already is."""
+    killed_with_parent()
     if os.getppid() != int(os.environ[PARENT_PID]):
         sys.exit(f"cnnbench: the process that started this one (pid {os.environ[PARENT_PID]}) exited first")
