@@ -2,7 +2,7 @@
 
 import sys
 
-from cnnbench.cli import main
+from cnnbench.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

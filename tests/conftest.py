@@ -3,7 +3,7 @@ from pathlib import Path
 import matplotlib.figure  # noqa: F401  in-process runs forget modules they import; keep one copy for all
 import pytest
 
-import cnnbench.session  # noqa: F401  the same for what the plugin imports once it is switched on
+import cnnbench.plugin.session  # noqa: F401  the same for what the plugin imports once it is switched on
 
 PERF_TESTS = Path(__file__).parents[1] / "perf_tests"
 PERF_TEST = (PERF_TESTS / "test_training.py").read_text()

@@ -14,8 +14,8 @@ import time
 import torch
 from torch import nn
 
-from cnnbench.devices import CpuKind
-from cnnbench.models import register_model
+from cnnbench.machine.devices import CpuKind
+from cnnbench.workload.models import register_model
 
 STEP_SECONDS = 0.01  # a step's wait on the first core; twice this on the others
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from torch.utils.data import get_worker_info
 
-from cnnbench.cifar import Cifar10Folder, check, training_set
-from cnnbench.data import DataKind, DataSource, Feed, LoaderBatches, register_data
+from cnnbench.workload.cifar import Cifar10Folder, check, training_set
+from cnnbench.workload.data import DataKind, DataSource, Feed, LoaderBatches, register_data
 
 MARKER = "a-loader-worker-died"
 

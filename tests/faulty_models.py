@@ -12,7 +12,7 @@ import time
 import torch
 from torch import nn
 
-from cnnbench.models import register_model
+from cnnbench.workload.models import register_model
 
 DOOMED_NODE = "CNNBENCH_TEST_DOOMED_NODE"  # set for a test's second node: the node kills_its_node takes down
 

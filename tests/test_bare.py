@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from cnnbench.bare import main
+from cnnbench.bare.training import main
 
 TINY = ["--model", "googlenet_cifar_small", "--batch", "2", "--steps", "1", "--rounds", "1", "--warmup", "0"]
 OURS = re.compile(r"^googlenet_cifar_small batch 2, 1 thread\(s\), .*: ([\d.]+) img/s \(median\), ([\d.]+) ms/step$")
@@ -161,7 +161,7 @@ def test_the_plain_all_reduce_loop_prints_nccl_tests_figures_per_size():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1"]
-    command += [f"--master-port={port}", "-m", "cnnbench.bare_all_reduce", "--bytes", "4096", "65536"]
+    command += [f"--master-port={port}", "-m", "cnnbench.bare.all_reduce", "--bytes", "4096", "65536"]
     run = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
     )

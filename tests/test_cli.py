@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.cli import HANDFUL, WIDTH, main
-from cnnbench.compare import Gate
-from cnnbench.options import OPTION
-from cnnbench.report import judge, text
-from cnnbench.saved import read_file
-from cnnbench.table import aligned
+from cnnbench.cli.main import HANDFUL, WIDTH, main
+from cnnbench.report.summary import judge, text
+from cnnbench.report.table import aligned
+from cnnbench.results.verdicts import Gate
+from cnnbench.settings.options import OPTION
+from cnnbench.storage.saved import read_file
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parents[1]
@@ -365,9 +365,9 @@ def test_help_has_examples_a_usage_error_exits_4_and_the_parser_needs_no_torch()
         assert shown.returncode == 0 and "examples:" in shown.stdout
     wrong = subprocess.run([sys.executable, "-m", "cnnbench", "compare"], capture_output=True, text=True, cwd=ROOT)
     assert wrong.returncode == 4 and wrong.stdout == "" and wrong.stderr.count("\n") == 1
-    light = "import sys, cnnbench.cli; cnnbench.cli.make_parser(); print('torch' in sys.modules)"
+    light = "import sys, cnnbench.cli.main; cnnbench.cli.main.make_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, cwd=ROOT).stdout == "False\n"
 
 
 def test_the_console_script_is_the_same_main():
-    assert '[project.scripts]\ncnnbench = "cnnbench.cli:main"\n' in (ROOT / "pyproject.toml").read_text()
+    assert '[project.scripts]\ncnnbench = "cnnbench.cli.main:main"\n' in (ROOT / "pyproject.toml").read_text()

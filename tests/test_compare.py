@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.compare import Gate, outcome, verdicts
-from cnnbench.results import AllReduce, LocalRounds, Result, Run, UnpairedSpeedup
-from cnnbench.saved import read_run
+from cnnbench.results.run import AllReduce, LocalRounds, Result, Run, UnpairedSpeedup
+from cnnbench.results.verdicts import Gate, outcome, verdicts
+from cnnbench.storage.saved import read_run
 
 DATA = Path(__file__).parent / "data"
 

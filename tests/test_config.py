@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from cnnbench import config
-from cnnbench.cases import Case
-from cnnbench.config import PROFILES, OptionError, Settings
+from cnnbench.settings import config
+from cnnbench.settings.cases import Case
+from cnnbench.settings.config import PROFILES, OptionError, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -15,7 +15,7 @@ def cores(monkeypatch, count: int) -> None:
     """A CPU-only machine with ``count`` usable cores."""
     monkeypatch.setattr(config.torch.cuda, "device_count", lambda: 0)
     monkeypatch.setattr(config, "usable_cores", lambda: list(range(count)))
-    monkeypatch.setattr("cnnbench.devices.usable_cores", lambda: list(range(count)))
+    monkeypatch.setattr("cnnbench.machine.devices.usable_cores", lambda: list(range(count)))
 
 
 def test_defaults_on_a_cpu_machine():
@@ -99,8 +99,8 @@ def test_an_ini_value_error_names_the_key_and_the_file():
 
 
 def test_the_autocast_names_match_the_training_step():
-    from cnnbench.options import PRECISIONS
-    from cnnbench.step import DTYPES
+    from cnnbench.settings.options import PRECISIONS
+    from cnnbench.workload.step import DTYPES
 
     assert tuple(DTYPES) == PRECISIONS
 
@@ -123,7 +123,7 @@ def test_a_compiled_run_is_a_model_config_of_its_own_and_dp_says_why_it_is_not_c
 
 
 def test_a_wrapper_this_torch_cannot_run_is_skipped_with_its_reason(monkeypatch):
-    monkeypatch.setattr("cnnbench.wrappers._fully_shard", lambda: None)
+    monkeypatch.setattr("cnnbench.workload.wrappers._fully_shard", lambda: None)
     settings = Settings.from_values({"devices": "cpu:0,1", "wrappers": "fsdp,ddp"})
     reasons = {c.wrapper: c.unavailable() for c in settings.cases()}
     missing = f"fsdp needs FSDP2 (torch.distributed.fsdp.fully_shard); torch {torch.__version__} has none"

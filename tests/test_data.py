@@ -13,9 +13,9 @@ from cifar_files import write
 from test_faults import workers_of
 from torchvision.datasets import CIFAR10
 
-from cnnbench.cifar import check, training_set
-from cnnbench.config import OptionError, Settings
-from cnnbench.data import Feed, LoaderBatches
+from cnnbench.settings.config import OptionError, Settings
+from cnnbench.workload.cifar import check, training_set
+from cnnbench.workload.data import Feed, LoaderBatches
 
 SHORT = ["--cnnbench-steps=1", "--cnnbench-rounds=3", "--cnnbench-warmup=1"]
 EXPECTED = "expected cifar-10-batches-py/ with data_batch_1..5, test_batch and batches.meta (CIFAR-10's python version)"
@@ -62,7 +62,7 @@ class HangsInAWorker(CIFAR10):
 
 @pytest.mark.filterwarnings("ignore:.*fork:DeprecationWarning")  # Python 3.12+ on forking a threaded process
 def test_a_hung_loader_worker_fails_the_step_after_the_timeout(tiny_cifar):
-    from cnnbench.cifar import Cifar10Folder
+    from cnnbench.workload.cifar import Cifar10Folder
 
     hangs = type("Hangs", (HangsInAWorker, Cifar10Folder), {})
     batches = LoaderBatches(training_set(str(tiny_cifar), hangs), feed(workers=1, timeout=1.0))

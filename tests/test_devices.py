@@ -1,7 +1,7 @@
 import pytest
 
-from cnnbench import devices
-from cnnbench.devices import DeviceSet, auto_device_sets, parse_device_set
+from cnnbench.machine import devices
+from cnnbench.machine.devices import DeviceSet, auto_device_sets, parse_device_set
 
 
 @pytest.mark.parametrize(

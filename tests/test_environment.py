@@ -8,9 +8,9 @@ import types
 
 import pytest
 
-from cnnbench import environment
-from cnnbench.environment import differences, fingerprint, hardware_class, parse_matrix
-from cnnbench.nvml import clocks_event_reasons
+from cnnbench.machine import environment
+from cnnbench.machine.environment import differences, fingerprint, hardware_class, parse_matrix
+from cnnbench.machine.nvml import clocks_event_reasons
 
 # The layouts nvidia-smi prints (header cells and rows tab-separated, a legend after a blank line).
 TOPOLOGY = (

@@ -14,9 +14,9 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.distributed.tensor import DTensor
 
-from cnnbench.data import SyntheticBatches
-from cnnbench.step import TrainingStep
-from cnnbench.wrappers import compiled_graphs, get_wrapper
+from cnnbench.workload.data import SyntheticBatches
+from cnnbench.workload.step import TrainingStep
+from cnnbench.workload.wrappers import compiled_graphs, get_wrapper
 
 STEPS, RANKS, IMAGES = 3, 2, 8
 # Eager, the ranks' gradients are summed in another order than one process sums them. Compiled,

@@ -32,7 +32,7 @@ def workers_of(model: str) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if proc.name.isdigit() and "cnnbench.worker" in cmdline and f'"model": "{model}"' in cmdline:
+        if proc.name.isdigit() and "cnnbench.ranks.worker" in cmdline and f'"model": "{model}"' in cmdline:
             pids.append(int(proc.name))
     return pids
 
@@ -127,8 +127,8 @@ def test_a_signal_while_ranks_are_started_waits_until_they_can_be_stopped(monkey
     """Delivered in the middle of starting, the signal would leave the started ranks out of reach."""
     import faulty_models  # noqa: F401  (registers slow_linear)
 
-    from cnnbench import group
-    from cnnbench.config import Settings
+    from cnnbench.ranks import group
+    from cnnbench.settings.config import Settings
 
     settings = Settings.from_values({"models": "slow_linear", "devices": "cpu:0,1", "wrappers": "ddp", "warmup": "0"})
     (case,) = settings.cases()
@@ -176,8 +176,8 @@ def listening(pids: list[int]) -> set[str]:
 def test_a_group_listens_on_loopback_only():
     import faulty_models  # noqa: F401  (registers slow_linear)
 
-    from cnnbench.config import Settings
-    from cnnbench.group import WorkerGroup
+    from cnnbench.ranks.group import WorkerGroup
+    from cnnbench.settings.config import Settings
 
     settings = Settings.from_values(
         {"models": "slow_linear", "devices": "cpu:0,1", "wrappers": "ddp", "steps": "1", "warmup": "0"}
@@ -202,8 +202,8 @@ def test_a_killed_controller_takes_its_workers_along(suite):
 def test_groups_side_by_side_get_their_own_ports():
     import faulty_models  # noqa: F401  (registers slow_linear)
 
-    from cnnbench.config import Settings
-    from cnnbench.group import WorkerGroup
+    from cnnbench.ranks.group import WorkerGroup
+    from cnnbench.settings.config import Settings
 
     settings = Settings.from_values(
         {

@@ -11,8 +11,8 @@ import torch
 from matplotlib.image import imread
 from pytest_benchmark.utils import get_machine_id
 
-from cnnbench.devices import parse_device_set, usable_cores
-from cnnbench.environment import fingerprint, hardware_class
+from cnnbench.machine.devices import parse_device_set, usable_cores
+from cnnbench.machine.environment import fingerprint, hardware_class
 
 DATA = Path(__file__).parent / "data"
 # Idle reruns of these short runs moved the 2-device speedup by up to about 10%; a busy core halves it.

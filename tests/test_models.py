@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnbench.models import create_model, list_models
+from cnnbench.workload.models import create_model, list_models
 
 
 @pytest.mark.parametrize("name", list_models())

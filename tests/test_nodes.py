@@ -16,11 +16,11 @@ import pytest
 from faulty_models import DOOMED_NODE
 from test_faults import listening, workers_of
 
-from cnnbench.config import Settings
-from cnnbench.devices import usable_cores
-from cnnbench.environment import differences, hardware_class
-from cnnbench.nodes import local_endpoint, parse_endpoint
-from cnnbench.options import OptionError
+from cnnbench.machine.devices import usable_cores
+from cnnbench.machine.environment import differences, hardware_class
+from cnnbench.ranks.nodes import local_endpoint, parse_endpoint
+from cnnbench.settings.config import Settings
+from cnnbench.settings.options import OptionError
 
 TESTS = Path(__file__).parent
 CORES = usable_cores()  # before a test narrows this process to the first
@@ -80,7 +80,7 @@ def agents() -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and b"cnnbench.agent" in (proc / "cmdline").read_bytes():
+            if proc.name.isdigit() and b"cnnbench.ranks.agent" in (proc / "cmdline").read_bytes():
                 found.append(int(proc.name))
         except OSError:
             continue
@@ -222,7 +222,7 @@ def test_the_rendezvous_is_on_an_own_address_and_the_class_counts_nodes():
 
 
 def test_join_waits_for_its_controller_and_leaves_when_it_goes_away():
-    from cnnbench.nodes import Endpoint, Nodes
+    from cnnbench.ranks.nodes import Endpoint, Nodes
 
     port = free_port()
     alone = subprocess.run(

@@ -234,7 +234,7 @@ import time
 
 
 def test_unrelated():
-    assert [m for m in ("torch", "torchvision", "cnnbench.session") if m in sys.modules] == []
+    assert [m for m in ("torch", "torchvision", "cnnbench.plugin.session") if m in sys.modules] == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
@@ -298,7 +298,7 @@ def test_the_readme_way_to_add_a_model(suite):
     suite.makepyfile(
         yourmodule=(
             "from torch import nn\n"
-            "from cnnbench.models import register_model\n\n\n"
+            "from cnnbench.workload.models import register_model\n\n\n"
             "@register_model\n"
             "def yourmodel(num_classes=10):\n"
             "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))\n"

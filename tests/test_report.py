@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from cnnbench.compare import Gate, outcome, verdicts
-from cnnbench.plot import plot
-from cnnbench.report import Report, markdown, text, write_atomically
-from cnnbench.results import Run
-from cnnbench.saved import read_run
+from cnnbench.report.plot import plot
+from cnnbench.report.summary import Report, markdown, text, write_atomically
+from cnnbench.results.run import Run
+from cnnbench.results.verdicts import Gate, outcome, verdicts
+from cnnbench.storage.saved import read_run
 
 DATA = Path(__file__).parent / "data"
 

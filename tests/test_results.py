@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.cases import Case
-from cnnbench.data import DataSource
-from cnnbench.devices import parse_device_set
-from cnnbench.report import compile_notes
-from cnnbench.results import (
+from cnnbench.machine.devices import parse_device_set
+from cnnbench.report.summary import compile_notes
+from cnnbench.results.run import (
     MIN_ROUNDS,
     AllReduce,
     LocalRounds,
@@ -20,8 +18,10 @@ from cnnbench.results import (
     Unusable,
     interval,
 )
-from cnnbench.saved import extra_info, read_result, result_of
-from cnnbench.wrappers import chunk_split, even_split
+from cnnbench.settings.cases import Case
+from cnnbench.storage.saved import extra_info, read_result, result_of
+from cnnbench.workload.data import DataSource
+from cnnbench.workload.wrappers import chunk_split, even_split
 
 
 def make_case(wrapper="single", devices="cpu:0", global_batch=128, scaling="strong", steps=20):
@@ -295,7 +295,7 @@ def test_damaged_held_rounds_are_unusable():
 
 
 def test_loader_workers_follow_the_device_kind(monkeypatch):
-    monkeypatch.setattr("cnnbench.devices.usable_cores", lambda: list(range(8)))
+    monkeypatch.setattr("cnnbench.machine.devices.usable_cores", lambda: list(range(8)))
     assert make_case("single", "cpu:0").loader_workers == 0  # one core: loading in the rank itself
     assert dataclasses.replace(make_case("single", "cpu:0"), threads_per_device=2).loader_workers == 1
     assert dataclasses.replace(make_case("ddp", "cpu:0,1"), threads_per_device=4).loader_workers == 3

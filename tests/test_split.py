@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cnnbench.devices import CpuKind, usable_cores
+from cnnbench.machine.devices import CpuKind, usable_cores
 
 TWO_RANKS = ["--cnnbench-devices=cpu:0,1", "--cnnbench-wrappers=ddp", "--benchmark-json=out.json"]
 MANY = ["--cnnbench-steps=20", "--cnnbench-rounds=3", "--cnnbench-warmup=5"]  # the one-layer step is short

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-from cnnbench.wrappers import Wrapper, register_wrapper
+from cnnbench.workload.wrappers import Wrapper, register_wrapper
 
 
 def _ddp_fp16_grads(model: nn.Module, devices: list[torch.device]) -> nn.Module:

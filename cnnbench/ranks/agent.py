@@ -1,5 +1,5 @@
 """One node's torch elastic agent for one group of a multi-node set:
-``python -m cnnbench.agent HOST:PORT GROUP``, started by the controller on its own node and by
+``python -m cnnbench.ranks.agent HOST:PORT GROUP``, started by the controller on its own node and by
 ``cnnbench join`` on the others. It reads the group's case and its ranks' command line from the
 controller's store, then starts this node's ranks with torch's ``elastic_launch`` (torchrun's
 engine): a c10d rendezvous on that same store, no restarts, ranks numbered node by node. It
@@ -14,8 +14,8 @@ import socket
 import sys
 import tempfile
 
-if __name__ == "__main__":  # first: see cnnbench.lifeline
-    from cnnbench.lifeline import die_with_parent
+if __name__ == "__main__":  # first: see cnnbench.machine.lifeline
+    from cnnbench.machine.lifeline import die_with_parent
 
     die_with_parent()
 
@@ -26,9 +26,16 @@ from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, record
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-from cnnbench.cases import Case
-from cnnbench.group import FAILURES, GROUP_NAME, STOP_SIGNALS, STORE_ADDRESS, describe_failures, worker_environment
-from cnnbench.nodes import parse_endpoint
+from cnnbench.ranks.group import (
+    FAILURES,
+    GROUP_NAME,
+    STOP_SIGNALS,
+    STORE_ADDRESS,
+    describe_failures,
+    worker_environment,
+)
+from cnnbench.ranks.nodes import parse_endpoint
+from cnnbench.settings.cases import Case
 
 JOIN_SLACK = 2  # the agents wait this many timeouts for the others: the controller, waiting one, says why first
 
@@ -40,7 +47,7 @@ def main(endpoint_text: str, group: str) -> None:
     store = dist.PrefixStore(group, dist.TCPStore(endpoint.host, endpoint.port, timeout=timedelta(seconds=60)))
     case = Case.from_json(store.get("case").decode())
     argv = json.loads(store.get("argv"))
-    if argv[:2] != ["-m", "cnnbench.worker"]:  # an agent starts cnnbench ranks, nothing else
+    if argv[:2] != ["-m", "cnnbench.ranks.worker"]:  # an agent starts cnnbench ranks, nothing else
         raise ValueError(f"group {group} at {endpoint} asks for {' '.join(argv[:2])}, not a cnnbench rank")
     store.add("nodes", 1)  # this node took the group
     os.environ.update(

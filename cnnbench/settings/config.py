@@ -7,14 +7,14 @@ from pathlib import Path
 
 import torch
 
-from cnnbench.cases import Case
-from cnnbench.compare import Gate
-from cnnbench.data import DataSource
-from cnnbench.devices import DEVICE_KINDS, DeviceSet, auto_device_sets, class_kind, usable_cores
-from cnnbench.nodes import Endpoint
-from cnnbench.options import PROFILES, OptionError, read
-from cnnbench.results import MIN_ROUNDS
-from cnnbench.wrappers import get_wrapper, list_wrappers
+from cnnbench.machine.devices import DEVICE_KINDS, DeviceSet, auto_device_sets, class_kind, usable_cores
+from cnnbench.ranks.nodes import Endpoint
+from cnnbench.results.run import MIN_ROUNDS
+from cnnbench.results.verdicts import Gate
+from cnnbench.settings.cases import Case
+from cnnbench.settings.options import PROFILES, OptionError, read
+from cnnbench.workload.data import DataSource
+from cnnbench.workload.wrappers import get_wrapper, list_wrappers
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from cnnbench.baselines import loaded_baseline
-from cnnbench.cases import Case
-from cnnbench.config import Settings
-from cnnbench.devices import DEVICE_KINDS
-from cnnbench.environment import fingerprint, hardware_class
-from cnnbench.nodes import network
-from cnnbench.options import OPTION, OptionError
-from cnnbench.pairing import Pair
-from cnnbench.plot import matplotlib_missing
-from cnnbench.report import Report, data_notes, judge, profile_note
-from cnnbench.results import AllReduce, Run
-from cnnbench.saved import SavedRun, extra_info, result_of
+from cnnbench.machine.devices import DEVICE_KINDS
+from cnnbench.machine.environment import fingerprint, hardware_class
+from cnnbench.plugin.baselines import loaded_baseline
+from cnnbench.ranks.nodes import network
+from cnnbench.ranks.pairing import Pair
+from cnnbench.report.plot import matplotlib_missing
+from cnnbench.report.summary import Report, data_notes, judge, profile_note
+from cnnbench.results.run import AllReduce, Run
+from cnnbench.settings.cases import Case
+from cnnbench.settings.config import Settings
+from cnnbench.settings.options import OPTION, OptionError
+from cnnbench.storage.saved import SavedRun, extra_info, result_of
 
 
 class CnnbenchSession:

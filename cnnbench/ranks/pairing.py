@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cnnbench.cases import Case
-from cnnbench.group import WorkerGroup
-from cnnbench.nodes import Nodes
-from cnnbench.results import AllReduce, LocalRounds
+from cnnbench.ranks.group import WorkerGroup
+from cnnbench.ranks.nodes import Nodes
+from cnnbench.results.run import AllReduce, LocalRounds
+from cnnbench.settings.cases import Case
 
 
 class References:

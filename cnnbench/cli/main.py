@@ -17,12 +17,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from cnnbench.compare import Gate
-from cnnbench.options import OPTION, Option
-from cnnbench.storage import classes, query, rejected
+from cnnbench.results.verdicts import Gate
+from cnnbench.settings.options import OPTION, Option
+from cnnbench.storage.folders import classes, query, rejected
 
 if TYPE_CHECKING:
-    from cnnbench.saved import SavedRun
+    from cnnbench.storage.saved import SavedRun
 
 WIDTH = 100  # tables fit a terminal this wide
 HANDFUL = 5  # reading more files than this, each is said as it is read
@@ -174,7 +174,7 @@ def _endpoint(text: str) -> Any:
     level = os.environ.get(TORCH_LOG_LEVEL)
     os.environ[TORCH_LOG_LEVEL] = "FATAL"
     try:
-        from cnnbench.nodes import parse_endpoint
+        from cnnbench.ranks.nodes import parse_endpoint
     finally:
         if level is None:
             del os.environ[TORCH_LOG_LEVEL]
@@ -187,7 +187,7 @@ def _endpoint(text: str) -> Any:
 
 
 def _join(args: argparse.Namespace) -> int:
-    from cnnbench.nodes import join
+    from cnnbench.ranks.nodes import join
 
     return join(args.rdzv, args.wait, say=lambda line: print(line, flush=True))
 
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = make_parser().parse_args(argv)
         if args.plot:
-            from cnnbench.plot import matplotlib_missing  # with the report, and torch
+            from cnnbench.report.plot import matplotlib_missing  # with the report, and torch
 
             if missing := matplotlib_missing("--plot"):
                 raise UsageError(missing.removeprefix("cnnbench: "))
@@ -241,7 +241,7 @@ def _compare(args: argparse.Namespace) -> int:
             f"OLD {old.source} comes from {theirs}, NEW {new.source} from {hardware}; speedups compare only "
             "within one hardware class (--any-hardware to compare anyway)"
         )
-    from cnnbench.report import judge, text, write_files
+    from cnnbench.report.summary import judge, text, write_files
 
     gate = Gate(**{gate.name: getattr(args, gate.name) for gate in fields(Gate)})
     report = judge(new.run, old, gate, new.environment, hardware, compared=True, storage=str(args.storage))
@@ -312,7 +312,7 @@ def _there(args: argparse.Namespace, searched: list[str], most: int = 6) -> str:
 
 
 def _read(path: Path, role: str) -> SavedRun:
-    from cnnbench.saved import Unreadable, read_file
+    from cnnbench.storage.saved import Unreadable, read_file
 
     try:
         saved = read_file(path)
@@ -333,8 +333,8 @@ def _hardware(saved: SavedRun, role: str, anyway: str = "") -> str | None:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from cnnbench.history import History, text
-    from cnnbench.history import plot as draw
+    from cnnbench.report.history import History, text
+    from cnnbench.report.history import plot as draw
 
     storage, searched = args.storage, _classes(args)
     if not searched:
@@ -361,7 +361,7 @@ def _history(args: argparse.Namespace) -> int:
 def _read_all(paths: list[Path]) -> dict[Path, SavedRun]:
     """Every readable run, each said on stderr as it is read when there are more than a handful;
     an unreadable one is skipped with the reason."""
-    from cnnbench.saved import Unreadable, read_file
+    from cnnbench.storage.saved import Unreadable, read_file
 
     runs = {}
     for done, path in enumerate(paths, 1):

@@ -4,7 +4,7 @@ Ranks are started with torch.distributed.elastic's ``start_processes`` (the engi
 torchrun) and meet at a TCPStore that this process hosts on a loopback socket, on a free port;
 the backend's own sockets are kept on the loopback interface too. A set on several nodes starts
 this node's elastic agent instead, and its ranks meet at the run's store on the address the user
-named (``cnnbench.nodes``), the other nodes' agents with them. A round: set ``go/N``; every
+named (``cnnbench.ranks.nodes``), the other nodes' agents with them. A round: set ``go/N``; every
 rank runs its steps, synchronizes its device and sets ``done/N/<rank>``; the round ends when the
 last rank's key is set, so the slowest rank sets the pace. A rank that exits early or a round
 that outlasts the timeout fails the group.
@@ -32,14 +32,14 @@ import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, start_processes
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-from cnnbench.cases import Case
-from cnnbench.data import data_module
-from cnnbench.devices import DEVICE_KINDS
-from cnnbench.lifeline import PARENT_PID
-from cnnbench.models import model_module
-from cnnbench.nodes import Nodes, agent_argv
-from cnnbench.results import AllReduce
-from cnnbench.wrappers import wrapper_module
+from cnnbench.machine.devices import DEVICE_KINDS
+from cnnbench.machine.lifeline import PARENT_PID
+from cnnbench.ranks.nodes import Nodes, agent_argv
+from cnnbench.results.run import AllReduce
+from cnnbench.settings.cases import Case
+from cnnbench.workload.data import data_module
+from cnnbench.workload.models import model_module
+from cnnbench.workload.wrappers import wrapper_module
 
 HOST = "127.0.0.1"
 LOOPBACK = "lo"  # the loopback interface's name on Linux
@@ -268,7 +268,7 @@ class _Waiter:
 def worker_argv(case: Case) -> tuple[str, ...]:
     """A rank's command line after the interpreter: the case, and the modules of its registered parts."""
     modules = (model_module(case.model), wrapper_module(case.wrapper), data_module(case.data.kind))
-    return ("-m", "cnnbench.worker", case.to_json(), *modules)
+    return ("-m", "cnnbench.ranks.worker", case.to_json(), *modules)
 
 
 def worker_environment(case: Case, interface: str) -> dict[str, str]:

@@ -17,14 +17,14 @@ import torch
 import torch.distributed as dist
 
 EXAMPLE = """examples (the sizes: a saved run's all_reduce_buckets, e.g. the quick model's two buckets):
-  torchrun --nproc-per-node=2 -m cnnbench.bare_all_reduce --bytes 1059368 511584
-  torchrun --nproc-per-node=4 -m cnnbench.bare_all_reduce --device cuda --bytes 1059368 23605632
+  torchrun --nproc-per-node=2 -m cnnbench.bare.all_reduce --bytes 1059368 511584
+  torchrun --nproc-per-node=4 -m cnnbench.bare.all_reduce --device cuda --bytes 1059368 23605632
 """
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="torchrun --nproc-per-node=N -m cnnbench.bare_all_reduce",
+        prog="torchrun --nproc-per-node=N -m cnnbench.bare.all_reduce",
         description=__doc__.split("\n\n")[0],
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,

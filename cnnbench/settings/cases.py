@@ -6,9 +6,9 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from cnnbench.data import DataSource
-from cnnbench.devices import DEVICE_KINDS, DeviceSet, parse_device_set
-from cnnbench.wrappers import get_wrapper, reference_wrapper
+from cnnbench.machine.devices import DEVICE_KINDS, DeviceSet, parse_device_set
+from cnnbench.workload.data import DataSource
+from cnnbench.workload.wrappers import get_wrapper, reference_wrapper
 
 
 @dataclass(frozen=True)

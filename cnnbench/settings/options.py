@@ -21,7 +21,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"models": ("googlenet_cifar_small",), "batch_size": 32, "steps": 3, "rounds": 6, "warmup": 2},
 }
 SCALINGS = ("strong", "weak")
-PRECISIONS = ("fp32", "bf16", "fp16")  # autocast dtypes, mapped in cnnbench.step
+PRECISIONS = ("fp32", "bf16", "fp16")  # autocast dtypes, mapped in cnnbench.workload.step
 
 
 class OptionError(ValueError):
@@ -68,19 +68,19 @@ def _seconds(text: str) -> float:
 
 
 def _models() -> list[str]:
-    from cnnbench.models import list_models
+    from cnnbench.workload.models import list_models
 
     return list_models()
 
 
 def _wrappers() -> list[str]:
-    from cnnbench.wrappers import list_wrappers
+    from cnnbench.workload.wrappers import list_wrappers
 
     return list_wrappers()
 
 
 def _devices(text: str) -> tuple[Any, ...] | str:
-    from cnnbench.devices import parse_device_set
+    from cnnbench.machine.devices import parse_device_set
 
     if text.strip() == "auto":
         return "auto"
@@ -92,13 +92,13 @@ def _devices(text: str) -> tuple[Any, ...] | str:
 
 
 def _endpoint(text: str) -> Any:
-    from cnnbench.nodes import local_endpoint
+    from cnnbench.ranks.nodes import local_endpoint
 
     return local_endpoint(text)
 
 
 def _data(text: str) -> Any:
-    from cnnbench.data import data_source
+    from cnnbench.workload.data import data_source
 
     return data_source(text)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from cnnbench.models import create_model, list_models
-from cnnbench.options import PROFILES
-from cnnbench.saved import Unreadable, load
-from cnnbench.wrappers import is_reference, reference_wrapper
+from cnnbench.settings.options import PROFILES
+from cnnbench.storage.saved import Unreadable, load
+from cnnbench.workload.models import create_model, list_models
+from cnnbench.workload.wrappers import is_reference, reference_wrapper
 
 QUICK = PROFILES["quick"]  # the loop's defaults: the CPU profile's sizes
 REFERENCE = reference_wrapper().name  # the wrapper whose saved results this loop is compared with

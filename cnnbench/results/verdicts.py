@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from cnnbench.options import OPTION
-from cnnbench.results import MIN_ROUNDS, Result, Run, Speedup, SpeedupStats, interval
+from cnnbench.results.run import MIN_ROUNDS, Result, Run, Speedup, SpeedupStats, interval
+from cnnbench.settings.options import OPTION
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from cnnbench.report import Report, write_atomically
+from cnnbench.report.summary import Report, write_atomically
 
 
 def matplotlib_missing(flag: str) -> str | None:

@@ -4,7 +4,7 @@ The controller (the pytest process on the first node) hosts one TCPStore for the
 the one address the user names (``--cnnbench-rdzv=HOST:PORT``). Each group of a multi-node set is
 announced there as ``next/<n>``, with its case and its ranks' command line under ``<group>/``
 (the controller's registries name the modules a rank imports). On every node, the
-controller's included, one torch elastic agent per group (``python -m cnnbench.agent``) meets the
+controller's included, one torch elastic agent per group (``python -m cnnbench.ranks.agent``) meets the
 others' through a c10d rendezvous on the same store and starts that node's ranks. Other nodes run
 ``cnnbench join HOST:PORT``: it takes each announced group, starts its agent, stops it when the
 controller says so, and ends with the run. It needs no options: the cases come from the store.
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from cnnbench.cases import Case
-from cnnbench.lifeline import PARENT_PID
+from cnnbench.machine.lifeline import PARENT_PID
+from cnnbench.settings.cases import Case
 
 SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 END = "end"  # announced last: the run is over
@@ -170,7 +170,7 @@ class Nodes:
 def join(endpoint: Endpoint, wait: float, say=print) -> int:
     """``cnnbench join``: serve the run whose controller listens at ``endpoint`` until it ends.
     Returns 0 when the controller ends the run, 1 when it went away first."""
-    from cnnbench.environment import fingerprint
+    from cnnbench.machine.environment import fingerprint
 
     try:
         store = dist.TCPStore(endpoint.host, endpoint.port, timeout=timedelta(seconds=wait))
@@ -216,4 +216,4 @@ def start_agent(endpoint: Endpoint, group: str) -> subprocess.Popen:
 
 
 def agent_argv(endpoint: Endpoint, group: str) -> tuple[str, ...]:
-    return ("-m", "cnnbench.agent", str(endpoint), group)
+    return ("-m", "cnnbench.ranks.agent", str(endpoint), group)

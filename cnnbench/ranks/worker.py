@@ -1,7 +1,7 @@
 """One rank of a worker group: build the model, warm up, then run rounds on command.
 
 Started through torch.distributed.elastic, by ``WorkerGroup`` or, on a set of several nodes, by
-each node's elastic agent (``cnnbench.agent``): ``RANK`` and ``WORLD_SIZE`` come from the
+each node's elastic agent (``cnnbench.ranks.agent``): ``RANK`` and ``WORLD_SIZE`` come from the
 environment, with the address of the controller's TCPStore (``CNNBENCH_STORE``; under the
 group's name, ``CNNBENCH_GROUP``, where the store serves several nodes' groups). The store is both
 the rendezvous (prefix ``pg/``) and the control channel (prefix ``ctl/``). Between uses a group
@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-if __name__ == "__main__":  # first: see cnnbench.lifeline
-    from cnnbench.lifeline import die_with_parent
+if __name__ == "__main__":  # first: see cnnbench.machine.lifeline
+    from cnnbench.machine.lifeline import die_with_parent
 
     die_with_parent()
 
@@ -30,13 +30,13 @@ import torch
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from cnnbench.cases import Case
-from cnnbench.data import Batches, Feed, make_batches
-from cnnbench.devices import DEVICE_KINDS
-from cnnbench.group import GROUP_NAME, NO_DEADLINE, STOP_SIGNALS, STORE_ADDRESS
-from cnnbench.models import create_model
-from cnnbench.step import TrainingStep
-from cnnbench.wrappers import compiled_graphs, get_wrapper
+from cnnbench.machine.devices import DEVICE_KINDS
+from cnnbench.ranks.group import GROUP_NAME, NO_DEADLINE, STOP_SIGNALS, STORE_ADDRESS
+from cnnbench.settings.cases import Case
+from cnnbench.workload.data import Batches, Feed, make_batches
+from cnnbench.workload.models import create_model
+from cnnbench.workload.step import TrainingStep
+from cnnbench.workload.wrappers import compiled_graphs, get_wrapper
 
 ALL_REDUCE_WARMUP, ALL_REDUCE_ITERATIONS = 5, 20  # nccl-tests' defaults, and the fewest timed
 ALL_REDUCE_SECONDS, ALL_REDUCE_MOST = 0.5, 100_000  # how long a size's timed loop lasts, at most how many

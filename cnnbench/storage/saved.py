@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cnnbench.cases import Case
-from cnnbench.devices import DEVICE_KINDS, class_kind, parse_device_set
-from cnnbench.environment import saved_class
-from cnnbench.results import AllReduce, LocalRounds, Result, Run, SpeedupStats, Unusable
-from cnnbench.wrappers import is_reference
+from cnnbench.machine.devices import DEVICE_KINDS, class_kind, parse_device_set
+from cnnbench.machine.environment import saved_class
+from cnnbench.results.run import AllReduce, LocalRounds, Result, Run, SpeedupStats, Unusable
+from cnnbench.settings.cases import Case
+from cnnbench.workload.wrappers import is_reference
 
 
 def workload(case: Case) -> dict[str, str]:

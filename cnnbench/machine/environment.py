@@ -2,7 +2,7 @@
 
 The fingerprint is saved in ``machine_info["cnnbench"]``; its hardware class (GPU models and
 count, or CPU model and cores) keys the baseline storage. GPU facts come from NVML where pynvml is
-installed (``cnnbench.nvml``), else from ``nvidia-smi``; either way the pytest process never
+installed (``cnnbench.machine.nvml``), else from ``nvidia-smi``; either way the pytest process never
 initializes CUDA. Without GPUs their keys are empty or null.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 import torch
 import torchvision
 
-from cnnbench import nvml
-from cnnbench.devices import DEVICE_KINDS, usable_cores
+from cnnbench.machine import nvml
+from cnnbench.machine.devices import DEVICE_KINDS, usable_cores
 
 GPU_FIELDS = ("index", "name", "memory.total", "compute_cap", "uuid", "driver_version")
 

@@ -1,4 +1,4 @@
-"""The timed work: SGD training steps, on batches from a ``cnnbench.data.Batches`` source."""
+"""The timed work: SGD training steps, on batches from a ``cnnbench.workload.data.Batches`` source."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from cnnbench.data import Batches
+    from cnnbench.workload.data import Batches
 
-# autocast dtypes by cnnbench.options.PRECISIONS
+# autocast dtypes by cnnbench.settings.options.PRECISIONS
 DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

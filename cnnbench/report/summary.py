@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnnbench.compare import Gate, Outcome, Verdict, gate_flags, outcome, short_name, verdicts
-from cnnbench.environment import differences
-from cnnbench.options import PROFILES
-from cnnbench.results import Run
-from cnnbench.table import aligned
+from cnnbench.machine.environment import differences
+from cnnbench.report.table import aligned
+from cnnbench.results.run import Run
+from cnnbench.results.verdicts import Gate, Outcome, Verdict, gate_flags, outcome, short_name, verdicts
+from cnnbench.settings.options import PROFILES
 
 if TYPE_CHECKING:
-    from cnnbench.data import DataSource
-    from cnnbench.saved import SavedRun
+    from cnnbench.storage.saved import SavedRun
+    from cnnbench.workload.data import DataSource
 
 WORDS = (0, 1, 9)  # columns of names (wrapper, devices, verdict), left-aligned; numbers right-aligned
 PIPELINE_WORDS = (0, 1, 7)  # wrapper, devices, where the epoch's time came from
@@ -316,7 +316,7 @@ def markdown(report: Report) -> str:
 def write_files(report: Report, markdown_path: Path | None, png_path: Path | None, say: Callable[[str], None]) -> None:
     """The Markdown report and the plot, where asked for, each whole or not at all; ``say`` is told
     what was written. An OSError says what could not be."""
-    from cnnbench.plot import plot  # which needs this module
+    from cnnbench.report.plot import plot  # which needs this module
 
     if markdown_path:
         write_atomically(markdown_path, markdown(report).encode())

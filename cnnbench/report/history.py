@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cnnbench.environment import differences
-from cnnbench.plot import save_png
-from cnnbench.results import Result
-from cnnbench.saved import SavedRun
-from cnnbench.table import aligned
+from cnnbench.machine.environment import differences
+from cnnbench.report.plot import save_png
+from cnnbench.report.table import aligned
+from cnnbench.results.run import Result
+from cnnbench.storage.saved import SavedRun
 
 EARLIEST = datetime.min.replace(tzinfo=timezone.utc)  # where a run without a save time sorts
 WORDS = (0, 1)  # the run and its save time, left-aligned; figures and markers right-aligned

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.environment import saved_class
-from cnnbench.storage import REJECTED, query
+from cnnbench.machine.environment import saved_class
+from cnnbench.storage.folders import REJECTED, query
 
 ANY_HARDWARE = "--cnnbench-compare-any-hardware to compare anyway"
 

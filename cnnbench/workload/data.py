@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from cnnbench.lifeline import killed_with_parent
+from cnnbench.machine.lifeline import killed_with_parent
 
 PREFETCH = 2  # batches each loader worker keeps ready (DataLoader's default)
 
@@ -205,13 +205,13 @@ def _synthetic(source: DataSource, feed: Feed) -> Batches:
 
 
 def _cifar10(source: DataSource, feed: Feed) -> Batches:
-    from cnnbench import cifar  # with torchvision, whose import takes seconds: only where the set is read
+    from cnnbench.workload import cifar  # with torchvision, whose import takes seconds: only where the set is read
 
     return LoaderBatches(cifar.training_set(source.path), feed)
 
 
 def _check_cifar10(folder: Path) -> tuple[int, bool]:
-    from cnnbench import cifar
+    from cnnbench.workload import cifar
 
     return cifar.check(folder)
 

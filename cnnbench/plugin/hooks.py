@@ -1,4 +1,4 @@
-"""The pytest plugin: options, fixtures and hooks; the work lives in ``cnnbench.session``.
+"""The pytest plugin: options, fixtures and hooks; the work lives in ``cnnbench.plugin.session``.
 
 Installed, it loads in every pytest run of its environment, so it stays out of the way: it is
 switched on only by a cnnbench option (command line or ini key) or by a collected folder whose
@@ -25,12 +25,12 @@ import pytest
 from pytest_benchmark.logger import PytestBenchmarkWarning
 from pytest_benchmark.session import PerformanceRegression
 
-from cnnbench.options import OPTIONS
+from cnnbench.settings.options import OPTIONS
 
 if TYPE_CHECKING:
-    from cnnbench.cases import Case
-    from cnnbench.nodes import Nodes
-    from cnnbench.pairing import Pair, References
+    from cnnbench.ranks.nodes import Nodes
+    from cnnbench.ranks.pairing import Pair, References
+    from cnnbench.settings.cases import Case
 
 SESSION = pytest.StashKey["CnnbenchSession"]()  # present only when cnnbench is switched on
 PYTEST_SESSION = pytest.StashKey[pytest.Session]()
@@ -105,8 +105,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "cnnbench: timings under pytest-xdist would share the machine and are not saved; "
             "add --benchmark-disable for a run-once functional check, or drop -n to time"
         )
-    from cnnbench.baselines import storage_by_hardware
-    from cnnbench.session import CnnbenchSession
+    from cnnbench.plugin.baselines import storage_by_hardware
+    from cnnbench.plugin.session import CnnbenchSession
 
     session = config.stash[SESSION] = CnnbenchSession(*_given(config))
     if session.settings.nodes > 1 and _under_xdist(config):
@@ -146,7 +146,7 @@ def _interrupt(signum, frame) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """After pytest-benchmark loaded the baseline: a named one that matched nothing is an error."""
     if SESSION in session.config.stash:
-        from cnnbench.baselines import check_named_baseline
+        from cnnbench.plugin.baselines import check_named_baseline
 
         check_named_baseline(session.config)
 
@@ -166,7 +166,7 @@ def pytest_benchmark_compare_machine_info(config: pytest.Config, machine_info: d
     """
     if SESSION not in config.stash:
         return (yield)
-    from cnnbench.baselines import refuse_other_hardware
+    from cnnbench.plugin.baselines import refuse_other_hardware
 
     session = config.stash[SESSION]
     saved = compared_benchmark["machine_info"]
@@ -194,7 +194,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def cnnbench_references() -> Iterator[References]:
     """The reference groups, kept warm for every configuration that pairs with them."""
-    from cnnbench.pairing import References
+    from cnnbench.ranks.pairing import References
 
     references = References()
     try:
@@ -206,7 +206,7 @@ def cnnbench_references() -> Iterator[References]:
 @pytest.fixture(scope="session")
 def cnnbench_nodes(request: pytest.FixtureRequest) -> Iterator[Nodes | None]:
     """Where the nodes of a multi-node set meet (--cnnbench-rdzv): None where every set is on this node."""
-    from cnnbench.nodes import Nodes
+    from cnnbench.ranks.nodes import Nodes
 
     session = request.config.stash[SESSION]
     if session.settings.nodes == 1:
@@ -232,7 +232,7 @@ def cnnbench_group(
     warmed up before the benchmark; the case's own group is closed after it. Records the result,
     with the all-reduce timings and whole epochs (``--cnnbench-epochs``) timed on the group after
     its rounds."""
-    from cnnbench.pairing import Pair
+    from cnnbench.ranks.pairing import Pair
 
     benchmark.group = cnnbench_case.model_config
     timer = benchmark._timer  # pytest-benchmark's clock for the timed rounds (--benchmark-timer)
@@ -273,7 +273,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     config = session.config
     if SESSION not in config.stash:
         return (yield)
-    from cnnbench.baselines import keep_out, their_regressions
+    from cnnbench.plugin.baselines import keep_out, their_regressions
 
     config.stash[PYTEST_SESSION] = session
     benchmarks = getattr(config, "_benchmarksession", None)  # pytest-benchmark's session
@@ -303,7 +303,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator
         yield
     except PerformanceRegression:
         _failed(config.stash[PYTEST_SESSION])
-    from cnnbench.report import text
+    from cnnbench.report.summary import text
 
     session = config.stash[SESSION]
     report, settings = session.report, session.settings
@@ -336,7 +336,7 @@ def _failed(session: pytest.Session) -> None:
 
 
 def _write_files(terminalreporter, config: pytest.Config, report) -> None:
-    from cnnbench.report import write_files
+    from cnnbench.report.summary import write_files
 
     settings = config.stash[SESSION].settings
     try:

@@ -1,0 +1,2 @@
+"""The ``cnnbench`` command: judge saved runs, show their history, join a multi-node run. The top floor
+beside ``plugin``; never imported by the pytest plugin."""
