@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from cnnbench.cli.main import HANDFUL, WIDTH, main
-from cnnbench.report.summary import judge, text
+from cnnbench.report.judgement import judge
+from cnnbench.report.render import text
 from cnnbench.report.table import aligned
-from cnnbench.results.verdicts import Gate
+from cnnbench.settings.gate import Gate
 from cnnbench.settings.options import OPTION
 from cnnbench.storage.saved import read_file
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cnnbench.results.run import AllReduce, LocalRounds, Result, Run, UnpairedSpeedup
-from cnnbench.results.verdicts import Gate, outcome, verdicts
+from cnnbench.results.verdicts import outcome, verdicts
+from cnnbench.settings.gate import Gate
 from cnnbench.storage.saved import read_run
 
 DATA = Path(__file__).parent / "data"

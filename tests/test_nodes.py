@@ -18,7 +18,7 @@ from test_faults import listening, workers_of
 
 from cnnbench.machine.devices import usable_cores
 from cnnbench.machine.environment import differences, hardware_class
-from cnnbench.ranks.nodes import local_endpoint, parse_endpoint
+from cnnbench.machine.network import local_endpoint, parse_endpoint
 from cnnbench.settings.config import Settings
 from cnnbench.settings.options import OptionError
 
@@ -222,7 +222,8 @@ def test_the_rendezvous_is_on_an_own_address_and_the_class_counts_nodes():
 
 
 def test_join_waits_for_its_controller_and_leaves_when_it_goes_away():
-    from cnnbench.ranks.nodes import Endpoint, Nodes
+    from cnnbench.machine.network import Endpoint
+    from cnnbench.ranks.nodes import Nodes
 
     port = free_port()
     alone = subprocess.run(

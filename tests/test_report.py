@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
+from cnnbench.report.files import write_atomically
+from cnnbench.report.judgement import Report
 from cnnbench.report.plot import plot
-from cnnbench.report.summary import Report, markdown, text, write_atomically
+from cnnbench.report.render import markdown, text
 from cnnbench.results.run import Run
-from cnnbench.results.verdicts import Gate, outcome, verdicts
+from cnnbench.results.verdicts import outcome, verdicts
+from cnnbench.settings.gate import Gate
 from cnnbench.storage.saved import read_run
 
 DATA = Path(__file__).parent / "data"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cnnbench.machine.devices import parse_device_set
-from cnnbench.report.summary import compile_notes
+from cnnbench.report.judgement import compile_notes
 from cnnbench.results.run import (
     MIN_ROUNDS,
     AllReduce,

@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from cnnbench.results.verdicts import Gate
+from cnnbench.settings.gate import Gate
 from cnnbench.settings.options import OPTION, Option
 from cnnbench.storage.folders import classes, query, rejected
 
@@ -174,7 +174,7 @@ def _endpoint(text: str) -> Any:
     level = os.environ.get(TORCH_LOG_LEVEL)
     os.environ[TORCH_LOG_LEVEL] = "FATAL"
     try:
-        from cnnbench.ranks.nodes import parse_endpoint
+        from cnnbench.machine.network import parse_endpoint
     finally:
         if level is None:
             del os.environ[TORCH_LOG_LEVEL]
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = make_parser().parse_args(argv)
         if args.plot:
-            from cnnbench.report.plot import matplotlib_missing  # with the report, and torch
+            from cnnbench.report.files import matplotlib_missing  # with the report, and torch
 
             if missing := matplotlib_missing("--plot"):
                 raise UsageError(missing.removeprefix("cnnbench: "))
@@ -241,7 +241,8 @@ def _compare(args: argparse.Namespace) -> int:
             f"OLD {old.source} comes from {theirs}, NEW {new.source} from {hardware}; speedups compare only "
             "within one hardware class (--any-hardware to compare anyway)"
         )
-    from cnnbench.report.summary import judge, text, write_files
+    from cnnbench.report.judgement import judge
+    from cnnbench.report.render import text, write_files
 
     gate = Gate(**{gate.name: getattr(args, gate.name) for gate in fields(Gate)})
     report = judge(new.run, old, gate, new.environment, hardware, compared=True, storage=str(args.storage))

@@ -303,7 +303,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator
         yield
     except PerformanceRegression:
         _failed(config.stash[PYTEST_SESSION])
-    from cnnbench.report.summary import text
+    from cnnbench.report.render import text
 
     session = config.stash[SESSION]
     report, settings = session.report, session.settings
@@ -336,7 +336,7 @@ def _failed(session: pytest.Session) -> None:
 
 
 def _write_files(terminalreporter, config: pytest.Config, report) -> None:
-    from cnnbench.report.summary import write_files
+    from cnnbench.report.render import write_files
 
     settings = config.stash[SESSION].settings
     try:

@@ -10,11 +10,11 @@ import pytest
 
 from cnnbench.machine.devices import DEVICE_KINDS
 from cnnbench.machine.environment import fingerprint, hardware_class
+from cnnbench.machine.network import network
 from cnnbench.plugin.baselines import loaded_baseline
-from cnnbench.ranks.nodes import network
 from cnnbench.ranks.pairing import Pair
-from cnnbench.report.plot import matplotlib_missing
-from cnnbench.report.summary import Report, data_notes, judge, profile_note
+from cnnbench.report.files import matplotlib_missing
+from cnnbench.report.judgement import Report, data_notes, judge, profile_note
 from cnnbench.results.run import AllReduce, Run
 from cnnbench.settings.cases import Case
 from cnnbench.settings.config import Settings

@@ -26,15 +26,17 @@ from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, record
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-from cnnbench.ranks.group import (
+from cnnbench.machine.network import parse_endpoint
+from cnnbench.ranks.protocol import (
     FAILURES,
     GROUP_NAME,
     STOP_SIGNALS,
     STORE_ADDRESS,
+    WORKER_MODULE,
     describe_failures,
+    failure_report,
     worker_environment,
 )
-from cnnbench.ranks.nodes import parse_endpoint
 from cnnbench.settings.cases import Case
 
 JOIN_SLACK = 2  # the agents wait this many timeouts for the others: the controller, waiting one, says why first
@@ -47,7 +49,7 @@ def main(endpoint_text: str, group: str) -> None:
     store = dist.PrefixStore(group, dist.TCPStore(endpoint.host, endpoint.port, timeout=timedelta(seconds=60)))
     case = Case.from_json(store.get("case").decode())
     argv = json.loads(store.get("argv"))
-    if argv[:2] != ["-m", "cnnbench.ranks.worker"]:  # an agent starts cnnbench ranks, nothing else
+    if argv[:2] != ["-m", WORKER_MODULE]:  # an agent starts cnnbench ranks, nothing else
         raise ValueError(f"group {group} at {endpoint} asks for {' '.join(argv[:2])}, not a cnnbench rank")
     store.add("nodes", 1)  # this node took the group
     os.environ.update(
@@ -75,7 +77,7 @@ def main(endpoint_text: str, group: str) -> None:
             elastic_launch(config, sys.executable)(*argv)
         except ChildFailedError as error:  # told to the controller, which has no other way to hear it
             report = f"{socket.gethostname()}: {describe_failures(error.failures)}"
-            store.set(f"{FAILURES}/{store.add(FAILURES, 1)}", report)
+            store.set(failure_report(store.add(FAILURES, 1)), report)
             sys.exit(report)
 
 

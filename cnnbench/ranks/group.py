@@ -27,14 +27,28 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, start_processes
-from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-from cnnbench.machine.devices import DEVICE_KINDS
 from cnnbench.machine.lifeline import PARENT_PID
 from cnnbench.ranks.nodes import Nodes, agent_argv
+from cnnbench.ranks.protocol import (
+    CONTROL,
+    FAILURES,
+    NO_DEADLINE,
+    STOP_SIGNALS,
+    STORE_ADDRESS,
+    Command,
+    describe_failures,
+    done,
+    failure_report,
+    go,
+    worker_argv,
+    worker_environment,
+)
+from cnnbench.ranks.protocol import ready as ready_key
 from cnnbench.results.run import AllReduce
 from cnnbench.settings.cases import Case
 from cnnbench.workload.data import data_module
@@ -43,13 +57,8 @@ from cnnbench.workload.wrappers import wrapper_module
 
 HOST = "127.0.0.1"
 LOOPBACK = "lo"  # the loopback interface's name on Linux
-STORE_ADDRESS, GROUP_NAME = "CNNBENCH_STORE", "CNNBENCH_GROUP"  # how a rank finds the controller's store
-FAILURES = "failures"  # a multi-node group's counter of failure reports from the nodes' agents, and their prefix
-NO_DEADLINE = timedelta(days=365)  # store waits end by a key being set, never by a store timeout
 RELEASE_SECONDS = 10.0  # how long a released wait may take to return
 REPORT_SECONDS = 5.0  # how long a failed multi-node group waits for every node's report of its ranks
-# the signals that stop a run; torch elastic sets its own handlers for them while it starts ranks
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class WorkerError(RuntimeError):
@@ -78,7 +87,7 @@ class WorkerGroup:
             if case.devices.nodes > 1:  # this node's elastic agent, which meets the other nodes' agents
                 if nodes is None:
                     raise WorkerError(f"{case.devices} spans nodes: it needs a rendezvous (--cnnbench-rdzv)")
-                self._name = nodes.announce(case, worker_argv(case))
+                self._name = nodes.announce(case, _worker_argv(case))
                 self._store = dist.PrefixStore(self._name, nodes.store)
                 host, self.port = nodes.endpoint.host, nodes.endpoint.port
                 args = {0: agent_argv(nodes.endpoint, self._name)}
@@ -87,9 +96,9 @@ class WorkerGroup:
                 self._store = _loopback_store(self.timeout)
                 host, self.port = HOST, self._store.port  # the port chosen by the OS
                 env = {**worker_environment(case, LOOPBACK), STORE_ADDRESS: f"{HOST}:{self.port}"}
-                args = dict.fromkeys(range(self.processes), worker_argv(case))
+                args = dict.fromkeys(range(self.processes), _worker_argv(case))
                 envs = {r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)}
-            self._control = dist.PrefixStore("ctl", self._store)
+            self._control = dist.PrefixStore(CONTROL, self._store)
             self._waiter = _Waiter(self._store, host, self.port, self._name)
             try:
                 self._procs = start_processes(
@@ -110,7 +119,7 @@ class WorkerGroup:
             raise
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal held meanwhile arrives here
-            ready = [json.loads(value) for value in self._await("ready")]
+            ready = [json.loads(value) for value in self._await(ready_key)]
         except BaseException:
             self.close()
             raise
@@ -121,7 +130,7 @@ class WorkerGroup:
         self.compiled_graphs: int | None = max((c["graphs"] for c in compiled), default=None)
         self._busy = False
 
-    def run_round(self, command: str = "run") -> None:
+    def run_round(self, command: Command = Command.RUN) -> None:
         """One timed round: every rank runs ``case.steps`` steps; returns when the slowest is done.
         ``held``: the same steps on one batch held on the device; ``epoch``: a whole epoch."""
         self.losses = [float(value) for value in self._command(command)]
@@ -131,16 +140,16 @@ class WorkerGroup:
         group: per size, the slowest rank's mean. Empty for a wrapper without buckets."""
         if self.processes < 2:
             return ()
-        per_rank = [json.loads(value) for value in self._command("all_reduce")]  # [[bytes, seconds], ...] each
+        per_rank = [json.loads(value) for value in self._command(Command.ALL_REDUCE)]  # [[bytes, seconds], ...] each
         buckets = zip(*per_rank, strict=True)  # bucket by bucket, every rank's answer
         return tuple(AllReduce(int(answers[0][0]), max(s for _, s in answers), self.processes) for answers in buckets)
 
-    def _command(self, command: str) -> list[bytes]:
+    def _command(self, command: Command) -> list[bytes]:
         """Every rank's answer to one command."""
         self._sent += 1
         self._busy = True
-        go = f"go/{self._sent}"
-        answers = self._await(f"done/{self._sent}", lambda: self._control.set(go, command))
+        number = self._sent
+        answers = self._await(partial(done, number), lambda: self._control.set(go(number), command.value))
         self._busy = False
         return answers
 
@@ -148,7 +157,7 @@ class WorkerGroup:
         """Stop the ranks, politely if they are idle, else at once by signal; remove their logs."""
         try:
             if not self._busy:
-                self._control.set(f"go/{self._sent + 1}", "stop")
+                self._control.set(go(self._sent + 1), Command.STOP.value)
                 self._procs.wait(timeout=10, period=0.05)
         finally:
             self._procs.close()
@@ -167,14 +176,14 @@ class WorkerGroup:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _await(self, prefix: str, command: Callable[[], None] | None = None) -> list[bytes]:
-        """Every rank's ``prefix/<rank>`` value; raises WorkerError if a rank dies or time runs out.
+    def _await(self, key: Callable[[int], str], command: Callable[[], None] | None = None) -> list[bytes]:
+        """Every rank's value at ``key(rank)``; raises WorkerError if a rank dies or time runs out.
 
         The waiter thread blocks in the store until the last key is set, so the round ends that
         moment, while this thread watches the processes. It starts waiting before ``command`` (the
         ranks' go) is given, so its own wake-up is not part of the round.
         """
-        keys = [f"ctl/{prefix}/{r}" for r in range(self.processes)]
+        keys = [f"{CONTROL}/{key(r)}" for r in range(self.processes)]
         try:
             self._waiter.start(keys)
             if command is not None:
@@ -185,7 +194,7 @@ class WorkerGroup:
                 if result is not None:
                     raise WorkerError(self._node_reports() if self._name else describe_failures(result.failures))
                 if time.monotonic() > deadline:
-                    raise WorkerError(self._missing(keys, prefix))
+                    raise WorkerError(self._missing(keys, key(0).rpartition("/")[0]))
             if self._waiter.error is not None:
                 raise WorkerError(f"the control channel failed: {self._waiter.error}")
             return self._waiter.values
@@ -203,7 +212,7 @@ class WorkerGroup:
         while self._store.add(FAILURES, 0) < self.devices.nodes and time.monotonic() < deadline:
             time.sleep(0.1)
         count = self._store.add(FAILURES, 0)
-        reports = [self._store.get(f"{FAILURES}/{n}").decode() for n in range(1, count + 1)]
+        reports = [self._store.get(failure_report(n)).decode() for n in range(1, count + 1)]
         if count < self.devices.nodes:
             reports.append(f"{self.devices.nodes - count} node(s) sent no report: the node or its agent died")
         return "; ".join(reports)
@@ -265,26 +274,9 @@ class _Waiter:
                 self.done.set()
 
 
-def worker_argv(case: Case) -> tuple[str, ...]:
-    """A rank's command line after the interpreter: the case, and the modules of its registered parts."""
+def _worker_argv(case: Case) -> tuple[str, ...]:
     modules = (model_module(case.model), wrapper_module(case.wrapper), data_module(case.data.kind))
-    return ("-m", "cnnbench.ranks.worker", case.to_json(), *modules)
-
-
-def worker_environment(case: Case, interface: str) -> dict[str, str]:
-    """What every rank of ``case``'s group on this node gets besides its rank and the store's
-    address: its backend's sockets on ``interface`` unless the user chose one."""
-    env = {
-        "WORLD_SIZE": str(case.processes),
-        "PYTHONPATH": os.pathsep.join(sys.path),  # ranks import the model's module as this process does
-        PARENT_PID: str(os.getpid()),
-    }
-    kind = DEVICE_KINDS[case.devices.kind]
-    if kind.socket_env not in os.environ:
-        env[kind.socket_env] = interface
-    if kind.pinned:
-        env["OMP_NUM_THREADS"] = str(case.threads_per_device)
-    return env
+    return worker_argv(case, modules)
 
 
 def _loopback_store(timeout: float) -> dist.TCPStore:
@@ -308,22 +300,3 @@ def _restore(handlers: dict) -> None:
     if threading.current_thread() is threading.main_thread():  # signal handlers belong to the main thread
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-
-
-def describe_failures(failures: dict[int, ProcessFailure]) -> str:
-    """One line: the rank that failed first, with its own error, then the ranks that followed."""
-    if not failures:
-        return "every rank exited before the run ended"
-    stopped_by_us = (-signal.SIGTERM, -signal.SIGKILL)
-    failures = sorted(failures.items(), key=lambda f: (f[1].exitcode in stopped_by_us, f[1].timestamp, f[0]))
-    parts = [f"rank {rank} failed (exit code {f.exitcode}): {_error_of(f)}" for rank, f in failures]
-    return "; then ".join(parts)
-
-
-def _error_of(failure: ProcessFailure) -> str:
-    message = failure.error_file_data.get("message")
-    if isinstance(message, dict):
-        message = message.get("message")
-    if not message or message == "<NONE>":  # no error file: the process died without a Python error
-        return f"killed by {failure.signal_name()}"
-    return message

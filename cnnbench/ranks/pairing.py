@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from cnnbench.ranks.group import WorkerGroup
 from cnnbench.ranks.nodes import Nodes
+from cnnbench.ranks.protocol import Command
 from cnnbench.results.run import AllReduce, LocalRounds
 from cnnbench.settings.cases import Case
 
@@ -102,16 +103,16 @@ class Pair:
                 seconds = self.reference_seconds[-1] if group is self.reference else self._time(group)
                 self._local_seconds[index].append(seconds)
         if self.held:
-            self.held_seconds.append(self._time(self.group, "held"))
+            self.held_seconds.append(self._time(self.group, Command.HELD))
 
     def run_round(self) -> None:
         self.group.run_round()
 
     def time_epochs(self, epochs: int) -> None:
         """After the timed rounds: ``epochs`` whole epochs of the configuration, each timed alone."""
-        self.epoch_seconds = [self._time(self.group, "epoch") for _ in range(epochs)]
+        self.epoch_seconds = [self._time(self.group, Command.EPOCH) for _ in range(epochs)]
 
-    def _time(self, group: WorkerGroup, command: str = "run") -> float:
+    def _time(self, group: WorkerGroup, command: Command = Command.RUN) -> float:
         start = self.timer()
         group.run_round(command)
         return self.timer() - start

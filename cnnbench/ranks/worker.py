@@ -31,7 +31,18 @@ import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from cnnbench.machine.devices import DEVICE_KINDS
-from cnnbench.ranks.group import GROUP_NAME, NO_DEADLINE, STOP_SIGNALS, STORE_ADDRESS
+from cnnbench.ranks.protocol import (
+    CONTROL,
+    GROUP_NAME,
+    NO_DEADLINE,
+    RENDEZVOUS,
+    STOP_SIGNALS,
+    STORE_ADDRESS,
+    Command,
+    done,
+    go,
+    ready,
+)
 from cnnbench.settings.cases import Case
 from cnnbench.workload.data import Batches, Feed, make_batches
 from cnnbench.workload.models import create_model
@@ -51,7 +62,7 @@ def main(case_json: str, *modules: str) -> None:
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     timeout = timedelta(seconds=case.timeout)
     store = controller_store(timeout)
-    control = dist.PrefixStore("ctl", controller_store(NO_DEADLINE))  # idle as long as need be
+    control = dist.PrefixStore(CONTROL, controller_store(NO_DEADLINE))  # idle as long as need be
 
     wrapper = get_wrapper(case.wrapper)
     devices = [torch.device(d) for d in case.devices.devices]
@@ -60,7 +71,7 @@ def main(case_json: str, *modules: str) -> None:
         devices = devices[rank : rank + 1]
         cores = case.cores[rank] if case.cores else []
         batch = case.device_batches[rank]
-        pg_store = dist.PrefixStore("pg", store)
+        pg_store = dist.PrefixStore(RENDEZVOUS, store)
         dist.init_process_group(kind.backend, store=pg_store, rank=rank, world_size=world_size, timeout=timeout)
     else:
         cores = [core for share in case.cores for core in share]
@@ -86,8 +97,8 @@ def main(case_json: str, *modules: str) -> None:
     graphs = compiled_graphs() if compiled else 0
     if compiled:
         compiled["graphs"] = graphs
-    ready = {"devices": [kind.describe(device) for device in devices], "compile": compiled}
-    control.set(f"ready/{rank}", json.dumps(ready))
+    warm = {"devices": [kind.describe(device) for device in devices], "compile": compiled}
+    control.set(ready(rank), json.dumps(warm))
 
     def run_round(source: Batches = batches, steps: int = case.steps) -> str:
         step.run(steps, source)
@@ -109,15 +120,15 @@ def main(case_json: str, *modules: str) -> None:
         dist.broadcast_object_list(sizes, src=0)  # rank 0's buckets: every rank runs the same collectives
         return json.dumps([[size, all_reduce_seconds(size, devices[0], kind.synchronize)] for size in sizes[0]])
 
-    commands: dict[str, Callable[[], str]] = {
-        "run": run_round,
-        "held": lambda: run_round(held),  # the same steps without the input pipeline
-        "epoch": run_epoch,
-        "all_reduce": all_reduce,
+    commands: dict[Command, Callable[[], str]] = {
+        Command.RUN: run_round,
+        Command.HELD: lambda: run_round(held),  # the same steps without the input pipeline
+        Command.EPOCH: run_epoch,
+        Command.ALL_REDUCE: all_reduce,
     }
     number = 1
-    while (command := control.get(f"go/{number}").decode()) in commands:
-        control.set(f"done/{number}/{rank}", commands[command]())
+    while (command := Command(control.get(go(number)).decode())) in commands:
+        control.set(done(number, rank), commands[command]())
         number += 1
     if dist.is_initialized():
         dist.destroy_process_group()

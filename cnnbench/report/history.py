@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cnnbench.machine.environment import differences
-from cnnbench.report.plot import save_png
+from cnnbench.report.files import save_png
 from cnnbench.report.table import aligned
 from cnnbench.results.run import Result
 from cnnbench.storage.saved import SavedRun

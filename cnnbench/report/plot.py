@@ -3,26 +3,10 @@ with the compute-bound speedup above it (communication free): the gap between th
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from cnnbench.report.summary import Report, write_atomically
-
-
-def matplotlib_missing(flag: str) -> str | None:
-    """Why ``flag`` cannot draw, or None: matplotlib is an optional extra."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return f"cnnbench: {flag} needs matplotlib; install it with: pip install 'cnnbench[plot]'"
-    return None
-
-
-def save_png(figure, path: Path) -> None:
-    """A matplotlib figure written as a PNG, whole or not at all."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    write_atomically(path, buffer.getvalue())
+from cnnbench.report.files import save_png
+from cnnbench.report.judgement import Report
 
 
 def plot(report: Report, path: Path) -> None:

@@ -8,9 +8,40 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
 
 GAP = 2
 NARROWEST = 16  # a wrapped column is never squeezed below this
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    words: bool = False  # names and verdicts, left-aligned; figures right-aligned
+
+
+@dataclass
+class Table:
+    """A header of columns and rows of cells: each column says how it aligns, in the one place it is named."""
+
+    columns: tuple[Column, ...]
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+
+    @property
+    def words(self) -> set[int]:
+        return {i for i, column in enumerate(self.columns) if column.words}
+
+    @property
+    def header(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    def lines(self, width: int | None = None, keys: int = 2) -> list[str]:
+        return aligned([self.header, *self.rows], self.words, width, keys)
+
+    def markdown(self) -> list[str]:
+        lines = ["| " + " | ".join(self.header) + " |"]
+        lines.append("|" + "|".join("---" if column.words else "---:" for column in self.columns) + "|")
+        return lines + ["| " + " | ".join(row) + " |" for row in self.rows] + [""]
 
 
 def aligned(

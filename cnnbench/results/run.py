@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar, Protocol
 
+from cnnbench.settings.gate import MIN_ROUNDS
+
 DRAWS = 2000
 LEVEL = 0.95
-MIN_ROUNDS = 3  # one round gives an interval of zero width, two one far narrower than the truth
 
 
 class Unusable(ValueError):

@@ -8,10 +8,9 @@ from pathlib import Path
 import torch
 
 from cnnbench.machine.devices import DEVICE_KINDS, DeviceSet, auto_device_sets, class_kind, usable_cores
-from cnnbench.ranks.nodes import Endpoint
-from cnnbench.results.run import MIN_ROUNDS
-from cnnbench.results.verdicts import Gate
+from cnnbench.machine.network import Endpoint
 from cnnbench.settings.cases import Case
+from cnnbench.settings.gate import MIN_ROUNDS, Gate
 from cnnbench.settings.options import PROFILES, OptionError, read
 from cnnbench.workload.data import DataSource
 from cnnbench.workload.wrappers import get_wrapper, list_wrappers

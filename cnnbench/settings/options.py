@@ -92,7 +92,7 @@ def _devices(text: str) -> tuple[Any, ...] | str:
 
 
 def _endpoint(text: str) -> Any:
-    from cnnbench.ranks.nodes import local_endpoint
+    from cnnbench.machine.network import local_endpoint
 
     return local_endpoint(text)
 
