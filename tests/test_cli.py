@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.cli.main import HANDFUL, WIDTH, main
+from cnnbench.cli.common import HANDFUL, WIDTH
+from cnnbench.cli.main import main
 from cnnbench.report.judgement import judge
 from cnnbench.report.render import text
 from cnnbench.report.table import aligned

@@ -64,9 +64,7 @@ def test_every_subpackage_has_a_floor_and_says_what_it_owns():
 def test_imports_go_down_the_floors(module):
     own = package(module)
     upward = [
-        target
-        for target in GRAPH[module]
-        if (other := package(target)) and other != own and FLOOR[other] >= FLOOR[own]
+        target for target in GRAPH[module] if (other := package(target)) and other != own and FLOOR[other] >= FLOOR[own]
     ]
     assert not upward, f"{module} imports {upward}: its floor is {FLOOR[own]}"
 
