@@ -1,8 +1,8 @@
 """Where cnnbench meets pytest-benchmark's storage and session: which baseline was loaded, where
 runs are stored, and keeping a bad run out of the baselines.
 
-pytest-benchmark has no public API for these; the session object (``config._benchmarksession``)
-is its plugin's own, and the attributes used here are those its ``finish`` uses.
+pytest-benchmark has no public API for these: its session object comes from
+``cnnbench.plugin.adapter``, which lists and checks every private name read on it.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def refuse_other_hardware(session, baseline_environment: dict | None) -> None:
         )
 
 
-def check_named_baseline(config: pytest.Config) -> None:
+def check_named_baseline(benchmarks) -> None:
     """A baseline named by number, name or glob that matched nothing here is a usage error that says
-    where it looked and what is there, or which other hardware class holds it."""
-    benchmarks = getattr(config, "_benchmarksession", None)
+    where it looked and what is there, or which other hardware class holds it. ``benchmarks``:
+    pytest-benchmark's session, as ``cnnbench.plugin.adapter`` gives it."""
     wanted = benchmarks.compare if benchmarks else None
     if not isinstance(wanted, str) or benchmarks.compared_mapping:
         return

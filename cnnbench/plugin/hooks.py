@@ -22,9 +22,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from pytest_benchmark.logger import PytestBenchmarkWarning
-from pytest_benchmark.session import PerformanceRegression
 
+from cnnbench.plugin.adapter import (
+    PerformanceRegression,
+    PytestBenchmarkWarning,
+    benchmark_session,
+    round_seconds,
+    timer,
+)
 from cnnbench.settings.options import OPTIONS
 
 if TYPE_CHECKING:
@@ -144,11 +149,12 @@ def _interrupt(signum, frame) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """After pytest-benchmark loaded the baseline: a named one that matched nothing is an error."""
+    """After pytest-benchmark loaded the baseline: every private name cnnbench reads there is
+    checked, and a named baseline that matched nothing is an error."""
     if SESSION in session.config.stash:
         from cnnbench.plugin.baselines import check_named_baseline
 
-        check_named_baseline(session.config)
+        check_named_baseline(benchmark_session(session.config))
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -235,20 +241,19 @@ def cnnbench_group(
     from cnnbench.ranks.pairing import Pair
 
     benchmark.group = cnnbench_case.model_config
-    timer = benchmark._timer  # pytest-benchmark's clock for the timed rounds (--benchmark-timer)
     try:
-        pair = Pair.start(cnnbench_case, cnnbench_references, timer, cnnbench_nodes)
+        pair = Pair.start(cnnbench_case, cnnbench_references, timer(benchmark), cnnbench_nodes)
     except BaseException:
         benchmark.skipped = True  # it never ran: no "fixture was not used" warning on top of the error
         raise
     try:
         yield pair
-        stats = benchmark.stats
-        if stats and len(stats.stats.data) == cnnbench_case.rounds:
+        rounds = round_seconds(benchmark)
+        if rounds is not None and len(rounds) == cnnbench_case.rounds:
             all_reduce = pair.all_reduce()
             session = request.config.stash[SESSION]
             pair.time_epochs(session.settings.epochs)
-            info = session.record(benchmark.fullname, cnnbench_case, stats.stats.data, pair, all_reduce)
+            info = session.record(benchmark.fullname, cnnbench_case, rounds, pair, all_reduce)
             benchmark.extra_info.update(info)
     finally:
         pair.close()
@@ -276,7 +281,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     from cnnbench.plugin.baselines import keep_out, their_regressions
 
     config.stash[PYTEST_SESSION] = session
-    benchmarks = getattr(config, "_benchmarksession", None)  # pytest-benchmark's session
+    benchmarks = benchmark_session(config)
     report = config.stash[SESSION].judge(benchmarks)
     if report.outcome.failed:
         _failed(session)  # whatever the terminal shows
