@@ -14,18 +14,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
+from cnnbench.results.run import Unusable
 from cnnbench.settings.options import PROFILES
 from cnnbench.storage.saved import Unreadable, load
+from cnnbench.storage.schema import FIELD, IMAGES_PER_SECOND
 from cnnbench.workload.models import create_model, list_models
 from cnnbench.workload.wrappers import is_reference, reference_wrapper
 
 QUICK = PROFILES["quick"]  # the loop's defaults: the CPU profile's sizes
 REFERENCE = reference_wrapper().name  # the wrapper whose saved results this loop is compared with
-NEEDED = ("model", "wrapper", "device_set", "images_per_second", "global_batch", "steps_per_round")
-NUMBERS = ("images_per_second", "global_batch", "steps_per_round")
 SIZES = {"global_batch": "batch", "steps_per_round": "steps", "threads_per_rank": "threads"}  # saved key: option
 
 DESCRIPTION = """\
@@ -87,8 +88,18 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def suite_results(path: Path, model: str) -> list[dict]:
-    """The ``single`` results for ``model`` in a saved run; a one-line ValueError if it cannot be read or has none."""
+class SuiteResult(NamedTuple):
+    device_set: str
+    images_per_second: float
+    sizes: dict[str, Any]  # by saved key, those of SIZES it holds
+
+
+NEEDED = tuple(FIELD[key] for key in ("model", "wrapper", "device_set", "global_batch", "steps_per_round"))
+
+
+def suite_results(path: Path, model: str) -> list[SuiteResult]:
+    """The ``single`` results for ``model`` in a saved run, each key read as the saved-run schema
+    reads it; a one-line ValueError if it cannot be read or has none."""
     try:
         benchmarks = load(path)["benchmarks"]
     except Unreadable as why:
@@ -105,15 +116,19 @@ def suite_results(path: Path, model: str) -> list[dict]:
             f"--compare {path}: no {REFERENCE} result for model {model!r}; "
             + (f"it has: {has}" if has else "it has no cnnbench results")
         )
+    results = []
     for info in found:
-        bad = [key for key in NEEDED if key not in info or (key in NUMBERS and not _is_number(info[key]))]
+        read, bad = {}, []
+        for field in (*NEEDED, IMAGES_PER_SECOND, FIELD["threads_per_rank"]):
+            try:
+                read[field.key] = field.value(info)
+            except (Unusable, TypeError, ValueError):
+                bad.append(field.key)
         if bad:
             raise ValueError(f"--compare {path}: a {REFERENCE} {model} result lacks a valid {', '.join(bad)}")
-    return found
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+        sizes = {key: read[key] for key in SIZES if read[key] is not None}
+        results.append(SuiteResult(read["device_set"], read[IMAGES_PER_SECOND.key], sizes))
+    return results
 
 
 def time_rounds(args: argparse.Namespace) -> list[float]:
@@ -164,13 +179,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{args.model} batch {args.batch}, {args.threads} thread(s), {args.rounds} round(s) of {args.steps} step(s): "
         f"{ours:.1f} img/s (median), {ms_per_step:.2f} ms/step"
     )
-    for info in suite:
-        label = f"suite {REFERENCE} {info['device_set']}"
-        print(f"{label}: {info['images_per_second']:.1f} img/s = {info['images_per_second'] / ours:.2f}x of this loop")
+    for saved in suite:
+        label = f"suite {REFERENCE} {saved.device_set}"
+        print(f"{label}: {saved.images_per_second:.1f} img/s = {saved.images_per_second / ours:.2f}x of this loop")
         differ = [
-            f"{option} {info[key]} there, {getattr(args, option)} here"
+            f"{option} {saved.sizes[key]} there, {getattr(args, option)} here"
             for key, option in SIZES.items()
-            if key in info and info[key] != getattr(args, option)
+            if key in saved.sizes and saved.sizes[key] != getattr(args, option)
         ]
         if differ:
             print(
