@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.results.run import AllReduce, LocalRounds, Result, Run, UnpairedSpeedup
+from cnnbench.results.run import AllReduce, LocalRounds, Result, Run
+from cnnbench.results.stats import UnpairedSpeedup
 from cnnbench.results.verdicts import outcome, verdicts
 from cnnbench.settings.gate import Gate
 from cnnbench.storage.saved import read_run

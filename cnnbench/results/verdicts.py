@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from cnnbench.results.run import Result, Run, Speedup, SpeedupStats, interval
+from cnnbench.results.run import Result, Run, SpeedupStats
+from cnnbench.results.stats import Speedup, interval
 from cnnbench.settings.gate import MIN_ROUNDS, Gate, gate_flags
 
 
