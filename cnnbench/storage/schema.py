@@ -88,15 +88,19 @@ def bandwidth(b: AllReduce) -> dict[str, Any]:
     return {"bytes": b.bytes, "seconds": b.seconds, "ranks": b.ranks, "algbw_gbps": b.algbw, "busbw_gbps": b.busbw}
 
 
-def _pinned(case: Case) -> bool:
+def _pinned(case: Case, m: Measurement) -> bool:
     return DEVICE_KINDS[case.devices.kind].pinned
 
 
-def _reads(case: Case) -> bool:
+def _reads(case: Case, m: Measurement) -> bool:
     return case.data.reads
 
 
-def _always(case: Case) -> bool:
+def _held(case: Case, m: Measurement) -> bool:
+    return bool(m.held_seconds)
+
+
+def _always(case: Case, m: Measurement) -> bool:
     return True
 
 
@@ -106,7 +110,7 @@ class Field:
     write: Callable[[Case, Measurement], Any]
     read: Callable[[Any], Any]  # the saved JSON value, typed; TypeError or ValueError if it is not
     default: Any = REQUIRED  # what a run saved without the key reads as
-    when: Callable[[Case], bool] = field(default=_always)  # written only for such cases
+    when: Callable[[Case, Measurement], bool] = field(default=_always)  # written only where this holds
     older: str | None = None  # the key's name in runs saved before it was renamed
 
     def value(self, info: dict[str, Any]) -> Any:
@@ -157,18 +161,20 @@ FIELDS = (  # read in this order: the first one missing is the one named
         lambda c, m: [{**vars(d), "seconds": list(d.seconds)} for d in m.local],
         lambda v: tuple(_local(d) for d in v),
         default=(),
+        when=lambda c, m: bool(m.local),
     ),
     Field("data", lambda c, m: c.data.kind, _text, default="synthetic", when=_reads),
     Field("train_images", lambda c, m: c.data.train_images, int, default=0, when=_reads),
     Field("published_data", lambda c, m: c.data.published, bool, default=False, when=_reads),
     Field("loader_workers", lambda c, m: c.loader_workers, int, default=0, when=_reads),  # per process
-    Field("held_batch_seconds", lambda c, m: list(m.held_seconds), _floats, default=()),
-    Field("timed_epoch_seconds", lambda c, m: list(m.epoch_seconds), _floats, default=()),  # empty: derived
+    Field("held_batch_seconds", lambda c, m: list(m.held_seconds), _floats, default=(), when=_held),
+    Field("timed_epoch_seconds", lambda c, m: list(m.epoch_seconds), _floats, default=(), when=_held),  # []: derived
     Field(  # per DDP gradient bucket; the seconds are the slowest rank's mean
         "all_reduce_buckets",
         lambda c, m: [bandwidth(b) for b in m.all_reduce],
         lambda v: tuple(_all_reduce(b) for b in v),
         default=(),
+        when=lambda c, m: bool(m.all_reduce),
     ),
 )
 FIELD = {f.key: f for f in FIELDS}
@@ -184,7 +190,7 @@ WORKLOAD = {  # what two runs of one test id must share to compare, by saved key
 
 def write(case: Case, measurement: Measurement) -> dict[str, Any]:
     """The measured fields of a result's ``extra_info``."""
-    return {f.key: f.write(case, measurement) for f in FIELDS if f.when(case)}
+    return {f.key: f.write(case, measurement) for f in FIELDS if f.when(case, measurement)}
 
 
 def read(name: Any, info: Any) -> Result:
