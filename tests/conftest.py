@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import matplotlib.figure  # noqa: F401  in-process runs forget modules they import; keep one copy for all
@@ -27,3 +28,25 @@ def tiny_cifar(tmp_path_factory) -> Path:
     from cifar_files import write
 
     return write(tmp_path_factory.mktemp("cifar"))
+
+
+SYSTEM = Path(__file__).parent / "system"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests under system/ start processes (worker groups, nested benchmark runs, nodes): marked
+    ``processes``, so ``-m 'not processes'`` is the unit layer wherever they are selected from."""
+    for item in items:
+        if SYSTEM in item.path.parents:
+            item.add_marker(pytest.mark.processes)
+
+
+@pytest.fixture(autouse=True)
+def _no_timing_under_xdist(request: pytest.FixtureRequest) -> None:
+    """Tests marked ``timing`` judge speedups measured on these cores: beside other tests' processes
+    (-n) they would judge the load, not the code, so there they fail at once, saying so."""
+    if request.node.get_closest_marker("timing") and "PYTEST_XDIST_WORKER" in os.environ:
+        pytest.fail(
+            "a timing test measures speedups on these cores: run it without -n, or leave it out with -m 'not timing'",
+            pytrace=False,
+        )

@@ -1,7 +1,5 @@
 """Faults fail their configuration only, are named, never hang, and leave no process behind."""
 
-import contextlib
-import ipaddress
 import os
 import signal
 import subprocess
@@ -11,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import listening, workers_of
 
 SMALL = [
     "-p",
@@ -22,19 +21,6 @@ SMALL = [
     "--cnnbench-warmup=1",
     "--cnnbench-batch-size=4",
 ]
-
-
-def workers_of(model: str) -> list[int]:
-    """Live cnnbench worker processes running ``model``, found through /proc."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if proc.name.isdigit() and "cnnbench.ranks.worker" in cmdline and f'"model": "{model}"' in cmdline:
-            pids.append(int(proc.name))
-    return pids
 
 
 def test_a_raising_rank_fails_its_configuration_only(suite):
@@ -81,7 +67,7 @@ def test_a_dead_or_hung_rank_is_detected_and_torn_down(suite, model, seen):
 def start_in_a_round(suite, starting: bool = False) -> subprocess.Popen:
     """pytest in a subprocess, returned once both ranks of a 20 s round are past warmup, or, if
     ``starting``, as soon as they exist (the group is starting: imports, rendezvous, warmup)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
     args = [*SMALL, "--cnnbench-models=slow_linear", "--cnnbench-steps=100"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", *args],
@@ -151,26 +137,6 @@ def test_a_signal_while_ranks_are_started_waits_until_they_can_be_stopped(monkey
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert workers_of("slow_linear") == []
-
-
-def listening(pids: list[int]) -> set[str]:
-    """The local addresses these processes listen on (TCP, IPv4 and IPv6), from /proc."""
-    inodes = set()
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
-                address = bytes.fromhex(fields[1].split(":")[0])
-                words = [address[i : i + 4][::-1] for i in range(0, len(address), 4)]  # host order per word
-                found.add(str(ipaddress.ip_address(b"".join(words))))
-    return found
 
 
 def test_a_group_listens_on_loopback_only():

@@ -13,7 +13,7 @@ from cnnbench.results.verdicts import outcome, verdicts
 from cnnbench.settings.gate import Gate
 from cnnbench.storage.saved import read_run
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def saved(name: str) -> list[dict]:

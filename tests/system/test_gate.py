@@ -14,7 +14,7 @@ from pytest_benchmark.utils import get_machine_id
 from cnnbench.machine.devices import parse_device_set, usable_cores
 from cnnbench.machine.environment import fingerprint, hardware_class
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 # Idle reruns of these short runs moved the 2-device speedup by up to about 10%; a busy core halves it.
 FAIL = "30%"
 TWO_RANKS = [  # ddp on two ranks alone: its reference runs in the pool, not as a test of its own
@@ -56,6 +56,7 @@ def no_traceback(result) -> bool:
     return "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
+@pytest.mark.timing
 @pytest.mark.skipif(len(usable_cores()) < 2, reason="needs two cores: one to load while cpu:0 stays idle")
 def test_save_then_compare_idle_then_with_a_straggler(suite):
     first = suite.runpytest(*GATE, f"--cnnbench-speedup-fail={FAIL}", "--benchmark-save=base")
@@ -187,6 +188,7 @@ def test_no_report_without_results_and_it_says_so(suite):
     assert not (suite.path / "report.md").exists()
 
 
+@pytest.mark.timing
 @pytest.mark.skipif(len(usable_cores()) < 2, reason="needs two cores: one to load while cpu:0 stays idle")
 @pytest.mark.parametrize("terminal", [["-q"], ["-p", "no:terminal"]])
 def test_a_failed_gate_exits_1_however_the_terminal_is_set(suite, terminal):

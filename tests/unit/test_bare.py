@@ -1,13 +1,8 @@
 """The bare loop's command line: help, usage errors, its figures and --compare against a saved run."""
 
-import contextlib
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -152,28 +147,3 @@ def test_compare_with_a_json_file_that_is_no_benchmark_run_says_what_was_expecte
     assert usage_error(capsys, [*TINY, "--compare", str(path)]).endswith(
         f"error: --compare {path}: no 'benchmarks' list; expected a pytest-benchmark JSON file"
     )
-
-
-def test_the_plain_all_reduce_loop_prints_nccl_tests_figures_per_size():
-    """Two gloo ranks under torchrun, as its --help says to run it."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    with socket.socket() as probe:  # a free port on loopback for torchrun's store
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1"]
-    command += [f"--master-port={port}", "-m", "cnnbench.bare.all_reduce", "--bytes", "4096", "65536"]
-    run = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
-    )
-    try:
-        out, err = run.communicate(timeout=120)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, signal.SIGKILL)  # torchrun and both ranks, whatever happened
-    assert run.returncode == 0, err
-    lines = [line.split() for line in out.splitlines() if "busbw" in line]
-    assert [int(line[0]) for line in lines] == [4096, 65536]  # one line per size, from rank 0 alone
-    for line in lines:
-        seconds, algbw, busbw = float(line[2]) / 1e3, float(line[5]), float(line[8])
-        assert algbw == pytest.approx(int(line[0]) / seconds / 1e9, rel=0.05, abs=1e-3)  # as printed
-        assert busbw == pytest.approx(algbw)  # two ranks: 2(n-1)/n = 1

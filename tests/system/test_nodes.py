@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from faulty_models import DOOMED_NODE
-from test_faults import listening, workers_of
+from processes import listening, workers_of
 
 from cnnbench.machine.devices import usable_cores
 from cnnbench.machine.environment import differences, hardware_class
@@ -22,7 +22,7 @@ from cnnbench.machine.network import local_endpoint, parse_endpoint
 from cnnbench.settings.config import Settings
 from cnnbench.settings.options import OptionError
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 CORES = usable_cores()  # before a test narrows this process to the first
 pytestmark = pytest.mark.skipif(len(CORES) < 2, reason="needs two cores")
 

@@ -17,8 +17,8 @@ from cnnbench.settings.gate import Gate
 from cnnbench.settings.options import OPTION
 from cnnbench.storage.saved import read_file
 
-DATA = Path(__file__).parent / "data"
-ROOT = Path(__file__).parents[1]
+DATA = Path(__file__).parents[1] / "data"
+ROOT = Path(__file__).parents[2]
 INTEL = "cpu-2xIntel_R_Xeon_R_Processor"  # the paired runs' hardware class
 AMD = "cpu-2xAMD_EPYC"  # the unpaired runs', saved by cnnbench before paired rounds
 MACHINE = "Linux-CPython-3.11-64bit"  # pytest-benchmark's machine id folder

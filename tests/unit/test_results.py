@@ -284,7 +284,7 @@ def test_real_data_figures_survive_a_save_and_a_read_and_older_runs_have_none():
     again = read_result({"fullname": "t", "extra_info": json.loads(json.dumps(info))})
     assert again == result and again.pipeline == result.pipeline
     assert again.workload["training images"] == "50000"  # a tiny set's run is not comparable with it
-    older = json.loads((Path(__file__).parent / "data" / "paired_idle.json").read_text())["benchmarks"]
+    older = json.loads((Path(__file__).parents[1] / "data" / "paired_idle.json").read_text())["benchmarks"]
     assert all(read_result(bench).pipeline is None for bench in older)
 
 

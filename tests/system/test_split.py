@@ -20,6 +20,7 @@ def infos(suite) -> dict[str, dict]:
     return {"-".join(b["param"].split("-")[-2:]): b["extra_info"] for b in benchmarks}
 
 
+@pytest.mark.timing
 def test_tiny_per_device_batches_bring_the_compute_bound_speedup_down(suite):
     """The one-layer model's step is mostly fixed cost at one image: halving the batch saves little."""
     bound = {}
@@ -30,6 +31,7 @@ def test_tiny_per_device_batches_bring_the_compute_bound_speedup_down(suite):
     assert bound[2] < 1.4 < bound[1024], bound
 
 
+@pytest.mark.timing
 def test_a_slower_device_in_a_mixed_set_sets_the_even_ideal_and_adds_to_the_capacity(suite, monkeypatch):
     """cpu:1 takes twice as long per step, and ranks name their devices by core, so the set is mixed.
     Under weak scaling each device's own ``single`` test measures it directly at the per-device
