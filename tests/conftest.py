@@ -39,6 +39,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if SYSTEM in item.path.parents:
             item.add_marker(pytest.mark.processes)
+    # the unit layer first: the system layer's runs register models, wrappers and data kinds in this process
+    items.sort(key=lambda item: SYSTEM in item.path.parents)
 
 
 @pytest.fixture(autouse=True)
