@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ SHORT = ["--cnnbench-steps=1", "--cnnbench-rounds=3", "--cnnbench-warmup=1"]
 ONE_RANK = ["--cnnbench-models=linear", "--cnnbench-devices=cpu:0", "--cnnbench-wrappers=single", *SHORT]
 H200 = "cuda-3xNVIDIA_H200"
 DRIVER = "580.159.04"
+GPUS = "cuda:0 cuda:0,1,2"  # the GPUs the documented workflow names
 
 
 @functools.cache
@@ -328,3 +330,43 @@ def test_the_failed_to_run_line_names_the_first_and_counts_the_rest():
     assert failed_to_run(crashed[1:], gate_failed=True) == (
         "cnnbench: 1 configuration(s) failed to run: test_train[b]: no reason given; the gate FAILED too (above)"
     )
+
+
+# the CI workflow in docs/baselines.md, with CPU sets in place of GPUs
+
+
+def workflow_command(event: str, storage: Path, devices: str) -> list[str]:
+    """The workflow's pytest command as GitHub would run it for ``event``, the suite's folder left out."""
+    page = (DOCS / "baselines.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", page, re.DOTALL)
+    folded = re.search(r"run: >\n((?: {10}.*\n)+)", block).group(1)
+    command = " ".join(line.strip() for line in folded.splitlines())
+    push, other = re.search(r"\$\{\{ github.event_name == 'push' && '(.*?)' \|\| '(.*?)' \}\}", command).groups()
+    command = re.sub(r"\$\{\{.*?\}\}", push if event == "push" else other, command)
+    command = command.replace("$STORAGE", str(storage)).replace("$DEVICES", devices)
+    program, folder, *args = shlex.split(command)
+    assert (program, folder) == (".venv/bin/pytest", "perf_tests")
+    assert f"DEVICES: {GPUS}" in block  # the GPUs the workflow names
+    return args
+
+
+def test_the_documented_workflow_runs_here_with_cpu_sets(suite, tmp_path):
+    storage = tmp_path / "runner"  # a folder outside the working folder, as on a runner
+    pull_request = workflow_command("pull_request", storage, "cpu:0 cpu:0,1")
+    assert "--cnnbench-require-baseline" in pull_request and "--benchmark-compare" in pull_request
+    line = error_line(suite.runpytest(*pull_request, "--collect-only"))
+    assert line.startswith("ERROR: cnnbench: --cnnbench-require-baseline: no baseline of ")
+    push = workflow_command("push", storage, "cpu:0 cpu:0,1")
+    assert "--benchmark-save=main" in push and "--cnnbench-require-baseline" not in push
+    first = suite.runpytest(*push, "--collect-only", "-W", "ignore:Not saving anything")  # nothing ran to save
+    assert first.stderr.lines == [] and "Comparing against" not in first.stdout.str()  # accepted: no baseline yet
+    assert last_cnnbench_line(first) == "cnnbench: gate FAILED: it judged nothing (no result has a speedup)"  # ran none
+    saved = json.loads((DATA / "paired_idle.json").read_text())
+    saved["machine_info"]["cnnbench"] = fingerprint()
+    (storage / here() / get_machine_id()).mkdir(parents=True, exist_ok=True)
+    (storage / here() / get_machine_id() / "0001_main.json").write_text(json.dumps(saved))
+    compared = suite.runpytest(*pull_request, "--collect-only")
+    assert "ERROR" not in compared.stderr.str()
+    compared.stderr.fnmatch_lines([f"Comparing against benchmarks from: {get_machine_id()}/0001_main.json"])
+    line = error_line(suite.runpytest(*workflow_command("push", storage, GPUS), "--collect-only"))
+    assert line.startswith("ERROR: cnnbench: --cnnbench-devices names cuda:0, which this machine does not have")
