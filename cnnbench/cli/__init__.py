@@ -1,2 +1,2 @@
-"""The ``cnnbench`` command: judge saved runs, show their history, join a multi-node run. The top floor
-beside ``plugin``; never imported by the pytest plugin."""
+"""The ``cnnbench`` command: judge saved runs, show their history, accept a run as the baseline, join a
+multi-node run. The top floor beside ``plugin``; never imported by the pytest plugin."""

@@ -65,13 +65,18 @@ def storage_options(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def find(wanted: str, role: str, args: argparse.Namespace) -> Path:
-    """The file ``wanted`` names: itself, or the newest saved run it matches in one hardware class."""
+def find(wanted: str, role: str, args: argparse.Namespace, with_rejected: bool = False) -> Path:
+    """The file ``wanted`` names: itself, or the newest saved run it matches in one hardware class
+    (rejected runs too, where ``with_rejected``)."""
     if Path(wanted).is_file():
         return Path(wanted)
     searched = hardware_classes(args)
     try:
-        found = {hardware: paths for hardware in searched if (paths := query(args.storage / hardware, wanted))}
+        found = {
+            hardware: paths
+            for hardware in searched
+            if (paths := query(args.storage / hardware, wanted, with_rejected=with_rejected))
+        }
     except ValueError:  # a path of three or more parts that is no file
         found = {}
     if not found and wanted.endswith(".json"):

@@ -1,6 +1,6 @@
 """The ``cnnbench`` command: judge saved runs without running anything (``compare``), show a
-hardware class's saved runs over time (``history``), and serve a multi-node run as one of its
-other nodes (``join``).
+hardware class's saved runs over time (``history``), make a run the baseline its class compares
+with next (``accept``), and serve a multi-node run as one of its other nodes (``join``).
 
 It exits 0, 1 when the gate failed, or 4 on a usage error, said in one line on stderr, as pytest
 does. The modules that read saved runs import torch, so each command imports them when it runs:
@@ -14,12 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cnnbench.cli import compare, history, join
+from cnnbench.cli import accept, compare, history, join
 from cnnbench.cli.common import FORMATTER, USAGE_ERROR, Parser, UsageError
 
 DESCRIPTION = """\
-Judge saved cnnbench runs without running anything, show a hardware class's runs over time, and
-take part in a multi-node run as one of its other nodes.
+Judge saved cnnbench runs without running anything, show a hardware class's runs over time, make
+a run the baseline its class compares with next, and take part in a multi-node run as one of its
+other nodes.
 Saved runs are pytest-benchmark files: --benchmark-save/--benchmark-autosave keep them under
 .benchmarks/<hardware class>/, --benchmark-json writes one anywhere.
 Exit status: 0; 1 when the gate failed; 4 on a usage error (one line on stderr).
@@ -27,10 +28,11 @@ Exit status: 0; 1 when the gate failed; 4 on a usage error (one line on stderr).
 EXAMPLES = """examples:
   cnnbench compare 0003 0004 --speedup-fail=20%
   cnnbench history --plot history.png
+  cnnbench accept .benchmarks/cuda-3xNVIDIA_H200/rejected/20261205_101500_main.json
   cnnbench join 10.0.0.1:29400
   cnnbench COMMAND --help
 """
-COMMANDS = (compare, history, join)  # each: NAME, SUMMARY, DESCRIPTION, EXAMPLES, add_arguments, run
+COMMANDS = (compare, history, accept, join)  # each: NAME, SUMMARY, DESCRIPTION, EXAMPLES, add_arguments, run
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,9 @@ class DeviceKind(Protocol):
     def count(self) -> int:
         """How many devices of this kind the machine has (without initializing CUDA)."""
 
+    def report(self) -> str:
+        """What the library that drives this kind sees of it, for a message where devices are missing."""
+
     def setup(self, devices: list[torch.device], cores: list[int]) -> None:
         """Prepare this process to drive ``devices``; ``cores`` is its CPU share (CPU only)."""
 
@@ -50,6 +53,15 @@ class CudaKind:
 
     def count(self) -> int:
         return torch.cuda.device_count()
+
+    def report(self) -> str:
+        built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
+        said = (
+            f"torch sees {self.count()} CUDA device(s) (torch.cuda.is_available() is {torch.cuda.is_available()}; "
+            f"torch {torch.__version__} {built})"
+        )
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return said if visible is None else f"{said} with CUDA_VISIBLE_DEVICES={visible!r}"
 
     def setup(self, devices: list[torch.device], cores: list[int]) -> None:
         torch.cuda.set_device(devices[0])
@@ -76,6 +88,9 @@ class CpuKind:
 
     def count(self) -> int:
         return len(usable_cores())
+
+    def report(self) -> str:
+        return f"{self.count()} usable core(s) (CPU affinity)"
 
     def setup(self, devices: list[torch.device], cores: list[int]) -> None:
         os.sched_setaffinity(0, cores)

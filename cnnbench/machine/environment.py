@@ -170,6 +170,17 @@ def hardware_class(environment: dict[str, Any], kind: str) -> str:
     return "-".join([kind, *(re.sub(r"[^A-Za-z0-9.]+", "_", part).strip("_") for part in parts)])
 
 
+def driver_report(environment: dict[str, Any]) -> str:
+    """What the GPU driver reports, as the fingerprint read it (NVML, else nvidia-smi)."""
+    gpus, driver = environment.get("gpus") or [], environment.get("driver")
+    names = ", ".join(f"{n}x {name}" for name, n in Counter(gpu["name"] for gpu in gpus).items())
+    if driver is None:
+        if gpus:  # read by torch, in a subprocess
+            return f"neither NVML nor nvidia-smi answered; torch names {names}"
+        return "neither NVML nor nvidia-smi answered (no NVIDIA driver, or its tools are missing)"
+    return f"NVML/nvidia-smi: driver {driver}, {names or 'no GPU'}"
+
+
 def saved_class(environment: Any, kind: str) -> str:
     """The hardware class of a saved fingerprint; ValueError where it cannot be read."""
     try:

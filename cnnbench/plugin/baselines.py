@@ -8,12 +8,14 @@ pytest-benchmark has no public API for these: its session object comes from
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from cnnbench.machine.environment import saved_class
-from cnnbench.storage.folders import REJECTED, query
+from cnnbench.machine.devices import DEVICE_KINDS
+from cnnbench.machine.environment import differences, driver_report, saved_class
+from cnnbench.storage.folders import REJECTED, baseline, classes, environment_of, machine_id, query, rejected
 
 ANY_HARDWARE = "--cnnbench-compare-any-hardware to compare anyway"
 
@@ -33,6 +35,64 @@ def storage_by_hardware(storage: str, hardware: str, identified: bool) -> str:
             "baselines apart by hardware class in folders; valid: a folder path or file://PATH"
         )
     return f"{storage.rstrip('/')}/{hardware}"
+
+
+def bare_baseline(session, storage: str) -> Path | None:
+    """For a bare ``--benchmark-compare``: the hardware class's baseline where pytest-benchmark would
+    miss it, under another Python's machine id folder than this one's; None where its own pick is
+    the class's baseline, or where there is none. Where there is none but the storage holds other
+    classes' baselines, a usage error says what differs, unless ``--cnnbench-new-hardware``."""
+    root = Path(storage.removeprefix("file://"))
+    found = baseline(root / session.hardware)
+    if found is None:
+        others = {name: path for name in classes(root) if name != session.hardware and (path := baseline(root / name))}
+        if others and not session.settings.new_hardware:
+            held = "; ".join(_what_differs(name, path, session) for name, path in others.items())
+            raise pytest.UsageError(
+                f"cnnbench: no baseline of this machine's hardware class in {root}, which holds other classes' "
+                f"only: this run: {session.hardware}; baselines: {held}; valid: run where those baselines were "
+                "saved (repair this machine), or --cnnbench-new-hardware where this machine is new to the storage"
+            )
+        return None
+    return None if found.parent.name == machine_id() else found.resolve()
+
+
+def _what_differs(hardware: str, newest: Path, session) -> str:
+    """A class, its newest baseline, the facts that name hardware that differ since it, and a guess."""
+    theirs = environment_of(newest) or {}
+    since = ", ".join(differences(_facts(theirs), _facts(session.environment))) or "no GPU, CPU or library change"
+    said = f"{hardware} (newest {newest.parent.name}/{newest.name}; since it: {since})"
+    kind = hardware.partition("-")[0]
+    fewer = session.settings.kind != kind or len(session.environment["gpus"]) < len(theirs.get("gpus") or [])
+    if kind in DEVICE_KINDS and not DEVICE_KINDS[kind].pinned and fewer:
+        said += f": did the GPUs disappear? {DEVICE_KINDS[kind].report()}; {driver_report(session.environment)}"
+    return said
+
+
+def _facts(environment: dict) -> dict[str, str]:
+    """What names a machine's hardware and its GPU stack, for a one-line diff."""
+    gpus = Counter(gpu.get("name") for gpu in environment.get("gpus") or [])
+    cpu = environment.get("cpu") or {}
+    return {
+        **{key: str(environment.get(key) or "none") for key in ("python", "torch", "cuda", "driver")},
+        "gpus": ", ".join(f"{n}x {name}" for name, n in gpus.items()) or "none",
+        "cpu": f"{cpu.get('cores')}x {cpu.get('model')}",
+    }
+
+
+def require_baseline(benchmarks, session) -> None:
+    """``--cnnbench-require-baseline``: a run that loaded no baseline stops before anything runs."""
+    if not session.settings.require_baseline or benchmarks is None or benchmarks.compared_mapping:
+        return
+    folder = Path(str(benchmarks.storage))
+    kept, apart = query(folder, ""), rejected(folder.parent, folder.name)
+    there = f"{len(kept)} saved run(s), none readable" if kept else "no saved run"
+    if apart:
+        there += f", {len(apart)} rejected (newest {apart[-1].name})"
+    raise pytest.UsageError(
+        f"cnnbench: --cnnbench-require-baseline: no baseline of {session.hardware} in {folder.parent} ({there}); "
+        "valid: a baseline saved from main (--benchmark-save=main), or one made with: cnnbench accept RUN"
+    )
 
 
 def refuse_other_hardware(session, baseline_environment: dict | None) -> None:

@@ -110,7 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "cnnbench: timings under pytest-xdist would share the machine and are not saved; "
             "add --benchmark-disable for a run-once functional check, or drop -n to time"
         )
-    from cnnbench.plugin.baselines import storage_by_hardware
+    from cnnbench.plugin.baselines import bare_baseline, storage_by_hardware
     from cnnbench.plugin.session import CnnbenchSession
 
     session = config.stash[SESSION] = CnnbenchSession(*_given(config))
@@ -124,9 +124,21 @@ def pytest_configure(config: pytest.Config) -> None:
             "cnnbench: --cnnbench-speedup-fail compares with a baseline; valid: with --benchmark-compare "
             "(the newest saved run of this hardware class) or --benchmark-compare=NNNN"
         )
+    compare = config.getoption("benchmark_compare", None)
+    if session.settings.require_baseline and not compare:
+        raise pytest.UsageError(
+            "cnnbench: --cnnbench-require-baseline fails a run that finds no baseline; valid: with "
+            "--benchmark-compare (the newest saved run of this hardware class)"
+        )
+    measuring = _uses_storage(config) or config.getoption("benchmark_json", None) or session.settings.gate.set
+    if measuring and (missing := session.missing_devices()):
+        raise pytest.UsageError(missing)
     storage = config.getoption("benchmark_storage", None)
     if storage and _uses_storage(config):  # read by pytest-benchmark's pytest_configure, which runs after this one
         config.option.benchmark_storage = storage_by_hardware(storage, session.hardware, session.identified)
+        if compare is True and (elsewhere := bare_baseline(session, storage)):  # pytest-benchmark would miss it
+            config.option.benchmark_compare = str(elsewhere)
+            session.baseline_elsewhere = elsewhere.parent.name
     for action, message in BASELINE_WARNINGS:  # pytest 8 scopes these to configuring
         warnings.filterwarnings(action, re.escape(message), PytestBenchmarkWarning)
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -150,11 +162,14 @@ def _interrupt(signum, frame) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """After pytest-benchmark loaded the baseline: every private name cnnbench reads there is
-    checked, and a named baseline that matched nothing is an error."""
+    checked, a named baseline that matched nothing is an error, and so is none at all where
+    ``--cnnbench-require-baseline`` asks for one."""
     if SESSION in session.config.stash:
-        from cnnbench.plugin.baselines import check_named_baseline
+        from cnnbench.plugin.baselines import check_named_baseline, require_baseline
 
-        check_named_baseline(benchmark_session(session.config))
+        benchmarks = benchmark_session(session.config)
+        check_named_baseline(benchmarks)
+        require_baseline(benchmarks, session.config.stash[SESSION])
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -301,12 +316,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
 
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator[None]:
-    """After pytest-benchmark's tables and regression list; a regression is exit 1, not a traceback."""
+    """After pytest-benchmark's tables and regression list; a regression is exit 1, not a traceback.
+    The last line tells a failed gate (``gate FAILED``) from configurations that failed to run."""
     if SESSION not in config.stash:
         return (yield)
+    regressed = False
     try:
         yield
     except PerformanceRegression:
+        regressed = True
         _failed(config.stash[PYTEST_SESSION])
     from cnnbench.report.render import text
 
@@ -329,9 +347,37 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator
         where = f"{settings.rdzv} ({settings.rdzv.interface()})"
         listened = "the run listened on that interface and on loopback, nowhere else"
         terminalreporter.write_line(f"cnnbench: the rendezvous of {spanning} was at {where}: {listened}")
+    failed = False
     if report is not None and (report.run.results or settings.gate.set):
         line, failed = report.outcome.line, report.outcome.failed
+        if regressed and not failed:  # by pytest-benchmark's own --benchmark-compare-fail alone
+            line, failed = _their_line(config, report), True
         terminalreporter.write_line(line, red=failed, green=not failed)
+    if crashed := _crashed(terminalreporter):
+        from cnnbench.results.verdicts import failed_to_run
+
+        terminalreporter.write_line(failed_to_run(crashed, gate_failed=failed), red=True)
+
+
+def _their_line(config: pytest.Config, report) -> str:
+    """The last line where only pytest-benchmark's ``--benchmark-compare-fail`` failed the run."""
+    from cnnbench.results.verdicts import compare_fail_line
+
+    ours = set(report.outcome.failures)
+    return compare_fail_line([r for r in benchmark_session(config).performance_regressions if r not in ours])
+
+
+def _crashed(terminalreporter) -> list[tuple[str, str]]:
+    """Each configuration that failed or errored (in its setup, call or teardown), with the first
+    line of why."""
+    first: dict[str, str] = {}
+    for key in ("failed", "error"):
+        for report in terminalreporter.stats.get(key, []):
+            if isinstance(report, pytest.TestReport) and report.nodeid not in first:
+                crash = getattr(report.longrepr, "reprcrash", None)
+                text = crash.message if crash is not None else str(report.longrepr)
+                first[report.nodeid] = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return list(first.items())
 
 
 def _failed(session: pytest.Session) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cnnbench.machine.devices import DEVICE_KINDS
-from cnnbench.machine.environment import fingerprint, hardware_class
+from cnnbench.machine.environment import driver_report, fingerprint, hardware_class
 from cnnbench.machine.network import network
 from cnnbench.plugin.baselines import loaded_baseline
 from cnnbench.ranks.pairing import Pair
@@ -37,9 +37,25 @@ class CnnbenchSession:
         # a run on GPUs whose names nothing could read would mix GPU models under one class
         self.identified = DEVICE_KINDS[self.settings.kind].pinned or bool(self.environment["gpus"])
         self.baseline_environment: dict | None = None
+        self.baseline_elsewhere: str | None = None  # the machine id folder of a baseline another Python saved
         self.run = Run()
         self.report: Report | None = None
         self.not_saved: str | None = None
+
+    def missing_devices(self) -> str | None:
+        """Why a device set of the run is not on this machine, with what torch and the driver
+        report; None where every set is here."""
+        for devices in self.settings.devices:
+            why = devices.unavailable(self.settings.threads_per_device)
+            if why:
+                kind = DEVICE_KINDS[devices.kind]
+                seen = kind.report() if kind.pinned else f"{kind.report()}; {driver_report(self.environment)}"
+                return (
+                    f"cnnbench: {OPTION['devices'].flag} names {devices}, which this machine does not have "
+                    f"({why}): {seen}; valid: the devices this machine has (a run that saves, compares or gates "
+                    "fails rather than skip a set it names)"
+                )
+        return None
 
     def params(self) -> list:
         """One pytest param per case, skipped with the reason where this machine cannot run it."""
@@ -87,6 +103,18 @@ class CnnbenchSession:
             self.hardware,
             compared=compared,
             storage=str(benchmarks.storage) if benchmarks else None,
-            notes=[note for note in [profile_note(settings.models), *data_notes(settings.data)] if note],
+            notes=[
+                note
+                for note in [self._elsewhere_note(), profile_note(settings.models), *data_notes(settings.data)]
+                if note
+            ],
         )
         return self.report
+
+    def _elsewhere_note(self) -> str | None:
+        if self.baseline_elsewhere is None:
+            return None
+        return (
+            f"note: the baseline was saved under another Python ({self.baseline_elsewhere}): a bare "
+            "--benchmark-compare takes its hardware class's newest run whatever the Python"
+        )

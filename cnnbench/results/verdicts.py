@@ -226,6 +226,25 @@ def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outco
     return Outcome(False, line, ())
 
 
+def failed_to_run(crashed: list[tuple[str, str]], gate_failed: bool) -> str:
+    """The last line of a run in which configurations failed or errored, given as (test id, first
+    line of why): apart from the gate's line, so that a job tells a crash from a regression."""
+    name, why = crashed[0]
+    why = (why if len(why) <= 300 else why[:297] + "...") or "no reason given"
+    more = f" (and {len(crashed) - 1} more)" if len(crashed) > 1 else ""
+    also = "; the gate FAILED too (above)" if gate_failed else ""
+    return f"cnnbench: {len(crashed)} configuration(s) failed to run: {short_name(name)}: {why}{more}{also}"
+
+
+def compare_fail_line(regressions: list[tuple[str, str]]) -> str:
+    """The gate's line where pytest-benchmark's own ``--benchmark-compare-fail`` alone failed the
+    run, given its (name, why) regressions."""
+    if not regressions:
+        return "cnnbench: gate FAILED: pytest-benchmark's --benchmark-compare-fail (see its list above)"
+    (name, why), more = regressions[0], f" (and {len(regressions) - 1} more)" if len(regressions) > 1 else ""
+    return f"cnnbench: gate FAILED, {len(regressions)} --benchmark-compare-fail check(s): {name}: {why}{more}"
+
+
 def short_name(name: str) -> str:
     """A test's name without its file: ``test_train[...]``."""
     return name.rpartition("::")[2]

@@ -38,6 +38,8 @@ class Settings:
     min_efficiency: float | None = None
     min_busbw: float | None = None
     compare_any_hardware: bool = False
+    require_baseline: bool = False
+    new_hardware: bool = False
     report: Path | None = None
     plot: Path | None = None
 

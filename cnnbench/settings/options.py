@@ -266,6 +266,20 @@ OPTIONS = [
         "allow --benchmark-compare against a baseline from another hardware class",
         "false",
     ),
+    Option(
+        "require-baseline",
+        flag,
+        "fail (exit 4, before anything runs) when --benchmark-compare finds no baseline of this hardware "
+        "class, instead of passing with none yet: for pull-request jobs",
+        "false",
+    ),
+    Option(
+        "new-hardware",
+        flag,
+        "this machine's hardware class is new to the storage: a bare --benchmark-compare runs (with no "
+        "baseline yet) though the storage holds baselines of other classes only, which otherwise fails (exit 4)",
+        "false",
+    ),
     Option("report", _path, "write a Markdown report of speedups and verdicts here", unset="none"),
     Option("plot", _path, "write a PNG of speedup against devices here; needs matplotlib", unset="none"),
 ]

@@ -362,7 +362,7 @@ def test_a_long_verdict_wraps_inside_its_column():
 
 
 def test_help_has_examples_a_usage_error_exits_4_and_the_parser_needs_no_torch():
-    for command in (["--help"], ["compare", "--help"], ["history", "--help"]):
+    for command in (["--help"], ["compare", "--help"], ["history", "--help"], ["accept", "--help"]):
         shown = subprocess.run([sys.executable, "-m", "cnnbench", *command], capture_output=True, text=True, cwd=ROOT)
         assert shown.returncode == 0 and "examples:" in shown.stdout
     wrong = subprocess.run([sys.executable, "-m", "cnnbench", "compare"], capture_output=True, text=True, cwd=ROOT)

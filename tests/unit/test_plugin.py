@@ -33,6 +33,8 @@ def test_help_lists_every_option_with_its_default(suite):
         "min-efficiency",
         "min-busbw",
         "compare-any-hardware",
+        "require-baseline",
+        "new-hardware",
         "report",
         "plot",
     ]:
