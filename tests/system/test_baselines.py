@@ -21,7 +21,7 @@ from cnnbench.machine.devices import usable_cores
 from cnnbench.machine.environment import fingerprint, hardware_class
 from cnnbench.storage.folders import ACCEPTED
 
-DATA = Path(__file__).parents[2] / "data"
+DATA = Path(__file__).parents[1] / "data"
 DOCS = Path(__file__).parents[2] / "docs"
 SHORT = ["--cnnbench-steps=1", "--cnnbench-rounds=3", "--cnnbench-warmup=1"]
 ONE_RANK = ["--cnnbench-models=linear", "--cnnbench-devices=cpu:0", "--cnnbench-wrappers=single", *SHORT]
