@@ -27,6 +27,7 @@ Exit status: 0; 1 when the gate failed; 4 on a usage error (one line on stderr).
 EXAMPLES = """examples:
   cnnbench compare 0003 0004 --speedup-fail=20%
   cnnbench history --plot history.png
+  cnnbench history --gate=10%
   cnnbench join 10.0.0.1:29400
   cnnbench COMMAND --help
 """
