@@ -13,6 +13,7 @@ from cnnbench.settings.options import Option
 from cnnbench.storage.folders import classes, query
 
 if TYPE_CHECKING:
+    from cnnbench.results.verdicts import Outcome
     from cnnbench.storage.saved import SavedRun
 
 WIDTH = 100  # tables fit a terminal this wide
@@ -161,3 +162,10 @@ def read_all(paths: list[Path]) -> dict[Path, SavedRun]:
         except Unreadable as why:
             print(f"cnnbench: skipped {path}: {why}", file=sys.stderr)
     return runs
+
+
+def annotated(outcome: Outcome) -> list[str]:
+    """The failed checks as GitHub annotations, under GitHub Actions; nothing elsewhere."""
+    from cnnbench.report.ci import annotations, on_github
+
+    return annotations(outcome) if on_github() else []

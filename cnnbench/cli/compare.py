@@ -4,11 +4,11 @@ against its ``--benchmark-compare`` baseline."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 
 from cnnbench.cli.common import (
     WIDTH,
     UsageError,
+    annotated,
     find,
     hardware_of,
     help_text,
@@ -16,7 +16,7 @@ from cnnbench.cli.common import (
     read,
     storage_options,
 )
-from cnnbench.settings.gate import Gate
+from cnnbench.settings.gate import Gate, baseline_gates
 from cnnbench.settings.options import OPTION
 
 NAME, SUMMARY = "compare", "judge a saved run against another"
@@ -43,7 +43,7 @@ def add_arguments(compare: argparse.ArgumentParser) -> None:
     compare.add_argument("old", metavar="OLD", help="the baseline: a file, a run number (0003) or a name glob (*_main)")
     compare.add_argument("new", metavar="NEW", help="the run to judge, named the same ways")
     storage_options(compare, "where OLD and NEW are looked for when they are not files")
-    for gate in fields(Gate):  # every gate the plugin has, parsed by its parser
+    for gate in baseline_gates():  # every gate the plugin judges against one baseline, parsed by its parser
         option = OPTION[gate.name.replace("_", "-")]
         compare.add_argument(
             f"--{option.name}",
@@ -56,7 +56,7 @@ def add_arguments(compare: argparse.ArgumentParser) -> None:
     compare.add_argument(
         "--any-hardware", action="store_true", help=f"compare runs of two hardware classes (the plugin's {anyway.flag})"
     )
-    for name in ("report", "plot"):
+    for name in ("report", "plot", "verdict-json"):
         option = OPTION[name]
         compare.add_argument(f"--{name}", type=parsed(option), metavar="PATH", help=help_text(option.help))
 
@@ -76,13 +76,15 @@ def run(args: argparse.Namespace) -> int:
     from cnnbench.report.judgement import judge
     from cnnbench.report.render import text, write_files
 
-    gate = Gate(**{gate.name: getattr(args, gate.name) for gate in fields(Gate)})
+    gate = Gate(**{gate.name: getattr(args, gate.name) for gate in baseline_gates()})
     report = judge(new.run, old, gate, new.environment, hardware, compared=True, storage=str(args.storage))
     *lines, verdict = text(report, WIDTH)
     print(f"run: {new.source}", *lines, sep="\n")
     try:
-        write_files(report, args.report, args.plot, print)
+        write_files(report, args.report, args.plot, print, args.verdict_json)
     except OSError as error:
         raise UsageError(f"could not write {error.filename}: {error.strerror}") from None
     print(verdict)
+    for line in annotated(report.outcome):
+        print(line)
     return 1 if report.outcome.failed else 0

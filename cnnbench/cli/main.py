@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   cnnbench compare 0003 0004 --speedup-fail=20%
   cnnbench history --plot history.png
   cnnbench accept .benchmarks/cuda-3xNVIDIA_H200/rejected/20261205_101500_main.json
+  cnnbench history --gate=10%
   cnnbench join 10.0.0.1:29400
   cnnbench COMMAND --help
 """

@@ -133,8 +133,14 @@ def pytest_configure(config: pytest.Config) -> None:
     measuring = _uses_storage(config) or config.getoption("benchmark_json", None) or session.settings.gate.set
     if measuring and (missing := session.missing_devices()):
         raise pytest.UsageError(missing)
+    if session.settings.accept_level and not _saves(config):
+        raise pytest.UsageError(
+            "cnnbench: --cnnbench-accept-level marks this run accepted as it is saved; valid: with "
+            "--benchmark-save=NAME or --benchmark-autosave"
+        )
     storage = config.getoption("benchmark_storage", None)
-    if storage and _uses_storage(config):  # read by pytest-benchmark's pytest_configure, which runs after this one
+    uses = _uses_storage(config) or session.settings.history_fail is not None  # the history is this class's runs
+    if storage and uses:  # read by pytest-benchmark's pytest_configure, which runs after this one
         config.option.benchmark_storage = storage_by_hardware(storage, session.hardware, session.identified)
         if compare is True and (elsewhere := bare_baseline(session, storage)):  # pytest-benchmark would miss it
             config.option.benchmark_compare = str(elsewhere)
@@ -150,6 +156,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _uses_storage(config: pytest.Config) -> bool:
     """Whether this run saves or compares: only then does its hardware class name a folder."""
     return any(config.getoption(name, None) for name in ("benchmark_save", "benchmark_autosave", "benchmark_compare"))
+
+
+def _saves(config: pytest.Config) -> bool:
+    return any(config.getoption(name, None) for name in ("benchmark_save", "benchmark_autosave"))
 
 
 def _under_xdist(config: pytest.Config) -> bool:
@@ -175,6 +185,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     if SESSION in config.stash:
         machine_info["cnnbench"] = config.stash[SESSION].environment
+
+
+def pytest_benchmark_update_json(config: pytest.Config, output_json: dict) -> None:
+    """With --cnnbench-accept-level, the saved run carries the accepted mark."""
+    if SESSION in config.stash and config.stash[SESSION].settings.accept_level:
+        from cnnbench.storage.saved import ACCEPTED, accepted_mark
+
+        output_json[ACCEPTED] = accepted_mark()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -338,6 +356,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator
         _write_files(terminalreporter, config, report)
     elif settings.report or settings.plot:
         terminalreporter.write_line("cnnbench: no benchmark result, so no report or plot was written", yellow=True)
+    if report is not None and settings.verdict_json and not report.run.results:
+        _write_files(terminalreporter, config, report, verdicts_only=True)  # the gate's outcome, for CI
     if session.not_saved:
         terminalreporter.write_line(session.not_saved, yellow=True)
     if settings.rdzv is not None and settings.nodes == 1:
@@ -353,6 +373,10 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> Iterator
         if regressed and not failed:  # by pytest-benchmark's own --benchmark-compare-fail alone
             line, failed = _their_line(config, report), True
         terminalreporter.write_line(line, red=failed, green=not failed)
+        from cnnbench.report.ci import annotations, on_github
+
+        for annotation in annotations(report.outcome) if on_github() else []:
+            terminalreporter.write_line(annotation)
     if crashed := _crashed(terminalreporter):
         from cnnbench.results.verdicts import failed_to_run
 
@@ -386,12 +410,13 @@ def _failed(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _write_files(terminalreporter, config: pytest.Config, report) -> None:
+def _write_files(terminalreporter, config: pytest.Config, report, verdicts_only: bool = False) -> None:
     from cnnbench.report.render import write_files
 
     settings = config.stash[SESSION].settings
+    report_path, plot_path = (None, None) if verdicts_only else (settings.report, settings.plot)
     try:
-        write_files(report, settings.report, settings.plot, terminalreporter.write_line)
+        write_files(report, report_path, plot_path, terminalreporter.write_line, settings.verdict_json)
     except OSError as error:
         terminalreporter.write_line(f"cnnbench: could not write {error.filename}: {error.strerror}", red=True)
         _failed(config.stash[PYTEST_SESSION])

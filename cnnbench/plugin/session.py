@@ -19,6 +19,7 @@ from cnnbench.results.run import AllReduce, Run
 from cnnbench.settings.cases import Case
 from cnnbench.settings.config import Settings
 from cnnbench.settings.options import OPTION, OptionError
+from cnnbench.storage.kept import history, kept_runs
 from cnnbench.storage.saved import SavedRun, extra_info, result_of
 
 
@@ -95,6 +96,13 @@ class CnnbenchSession:
         compared = bool(benchmarks and benchmarks.compare)
         path, saved = loaded_baseline(benchmarks) if compared else (None, [])
         baseline = SavedRun.read(path, saved, self.baseline_environment) if path else None
+        notes = [self._elsewhere_note(), profile_note(settings.models), *data_notes(settings.data)]
+        notes = [note for note in notes if note]
+        past = None
+        if settings.history_fail is not None:
+            runs, skipped = kept_runs(benchmarks.storage.path) if benchmarks else ([], {})
+            past = history(runs)
+            notes += [f"history: skipped {path}: {why}" for path, why in skipped.items()]
         self.report = judge(
             self.run,
             baseline,
@@ -103,11 +111,9 @@ class CnnbenchSession:
             self.hardware,
             compared=compared,
             storage=str(benchmarks.storage) if benchmarks else None,
-            notes=[
-                note
-                for note in [self._elsewhere_note(), profile_note(settings.models), *data_notes(settings.data)]
-                if note
-            ],
+            notes=notes,
+            history=past,
+            accepted=settings.accept_level,
         )
         return self.report
 

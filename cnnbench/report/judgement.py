@@ -1,5 +1,7 @@
 """A run judged: its verdicts, the gate's outcome, what changed since the baseline, and the notes
-that go with them. The one judgement behind the plugin's summary and ``cnnbench compare``."""
+that go with them. The one judgement behind the plugin's summary, ``cnnbench compare`` and
+``cnnbench history --gate``: against one baseline run, or against the protected level of the saved
+history (``--cnnbench-history-fail``)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cnnbench.machine.environment import differences
+from cnnbench.results import levels
+from cnnbench.results.changes import MIN_RUNS
+from cnnbench.results.levels import Level, Past
 from cnnbench.results.run import Run
 from cnnbench.results.verdicts import Outcome, Verdict, outcome, short_name, verdicts
 from cnnbench.settings.gate import Gate
@@ -30,6 +35,9 @@ class Report:
     changes: list[str] = field(default_factory=list)  # environment, baseline -> now
     gate: Gate = field(default_factory=Gate)
     notes: list[str] = field(default_factory=list)
+    history: list[Past] | None = None  # the saved runs read for the history gate, oldest first; None: not set
+    levels: dict[str, Level] = field(default_factory=dict)  # the protected level by test name
+    accepted: bool = False  # this run is accepted: it starts a new level
 
 
 def judge(
@@ -41,9 +49,15 @@ def judge(
     compared: bool,
     storage: str | None = None,
     notes: list[str] | None = None,
+    history: list[Past] | None = None,
+    accepted: bool = False,
 ) -> Report:
     """The verdicts, the gate's outcome and what changed since the baseline: the one judgement
-    behind the plugin's summary and ``cnnbench compare``. ``baseline`` is None where none was loaded."""
+    behind the plugin's summary and ``cnnbench compare``. ``baseline`` is None where none was loaded.
+    With the history gate, ``history`` holds the saved runs (oldest first, this run not among them)
+    and ``accepted`` says that this run starts a new level."""
+    if gate.history_fail is not None:
+        return _against_history(run, history or [], gate, accepted, environment, hardware, storage, notes or [])
     judged = verdicts(run, baseline.run if baseline else None, baseline.unusable if baseline else {}, gate)
     changes = []
     if baseline is not None:
@@ -62,6 +76,62 @@ def judge(
         gate=gate,
         notes=notes or [],
     )
+
+
+def _against_history(
+    run: Run,
+    history: list[Past],
+    gate: Gate,
+    accepted: bool,
+    environment: dict,
+    hardware: str,
+    storage: str | None,
+    notes: list[str],
+) -> Report:
+    judged, protected = levels.verdicts(run, history, gate, accepted)
+    recent = levels.stretch(history)
+    since = f" since the accepted run {recent[0].label}" if recent and recent[0].accepted else ""
+    return Report(
+        run=run,
+        verdicts={v.result.name: v for v in judged},
+        outcome=outcome(
+            judged,
+            gate,
+            baseline_loaded=len(recent) >= MIN_RUNS,
+            against="the history's protected level",
+            none_yet=f"history too short to judge ({len(recent)} < {MIN_RUNS} saved runs{since})",
+        ),
+        environment=environment,
+        hardware=hardware,
+        compared=False,
+        storage=storage,
+        gate=gate,
+        notes=notes,
+        history=history,
+        levels=protected,
+        accepted=accepted,
+    )
+
+
+def history_lines(report: Report) -> list[str]:
+    """What the history gate read, and each protected level."""
+    history = report.history
+    if history is None:
+        return []
+    recent = levels.stretch(history)
+    where = f" in {report.storage}" if report.storage else ""
+    since = f", {len(recent)} since the accepted run {recent[0].label}" if recent and recent[0].accepted else ""
+    lines = [f"history: {len(history)} saved run(s) of {report.hardware}{where}{since}"]
+    for name, level in report.levels.items():
+        result = report.run.results[name]
+        runs = f"{level.runs[0]}..{level.runs[-1]}" if len(level.runs) > 1 else level.runs[0]
+        lines.append(
+            f"protected level, {result.wrapper} {result.device_set}: {level.speedup:.2f}x, the median of "
+            f"{len(level.runs)} runs ({runs})"
+        )
+    if report.accepted:
+        lines.append("accepted: this run starts a new level; the history gate protects it once it holds")
+    return lines
 
 
 def implausible(report: Report) -> list[str]:
@@ -91,6 +161,7 @@ def context(report: Report) -> list[str]:
             )
     if report.gate.set:
         lines.append(f"gate: {report.gate}")
+    lines += history_lines(report)
     if report.baseline:
         lines += [f"environment changed: {c}" for c in report.changes] or ["environment: unchanged since the baseline"]
     lines += [

@@ -1,5 +1,6 @@
-"""``--cnnbench-plot``: speedup against the number of devices, per wrapper, now and at the baseline,
-with the compute-bound speedup above it (communication free): the gap between them is the sync."""
+"""``--cnnbench-plot``: speedup against the number of devices, per wrapper, now and at the baseline
+(or the history's protected level), with the compute-bound speedup above it (communication free):
+the gap between them is the sync."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def plot(report: Report, path: Path) -> None:
             color = line.lines[0].get_color()
             old = [(p[0], p[2].baseline) for p in points if p[2] is not None and p[2].baseline is not None]
             if old:
-                axes.plot(*zip(*old, strict=True), "s--", color=color, alpha=0.6, label=f"{wrapper} baseline")
+                against = "baseline" if report.history is None else "protected level"
+                axes.plot(*zip(*old, strict=True), "s--", color=color, alpha=0.6, label=f"{wrapper} {against}")
             bound = sorted((r.device_count, r.split.compute_bound) for r in results if r.wrapper == wrapper and r.split)
             if bound:
                 axes.plot(*zip(*bound, strict=True), "^:", color=color, alpha=0.8, label=f"{wrapper} compute-bound")

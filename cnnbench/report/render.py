@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from cnnbench.report.ci import write_verdict
 from cnnbench.report.files import write_atomically
 from cnnbench.report.judgement import Report, context
 from cnnbench.report.plot import plot
@@ -62,9 +63,18 @@ def markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_files(report: Report, markdown_path: Path | None, png_path: Path | None, say: Callable[[str], None]) -> None:
-    """The Markdown report and the plot, where asked for, each whole or not at all; ``say`` is told
-    what was written. An OSError says what could not be."""
+def write_files(
+    report: Report,
+    markdown_path: Path | None,
+    png_path: Path | None,
+    say: Callable[[str], None],
+    verdict_path: Path | None = None,
+) -> None:
+    """The Markdown report, the plot and the verdict file, where asked for, each whole or not at
+    all; ``say`` is told what was written. An OSError says what could not be."""
+    if verdict_path:
+        write_verdict(report, verdict_path)
+        say(f"cnnbench: verdicts written to {verdict_path}")
     if markdown_path:
         write_atomically(markdown_path, markdown(report).encode())
         say(f"cnnbench: report written to {markdown_path}")

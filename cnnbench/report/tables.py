@@ -33,9 +33,10 @@ def _range(values, fmt: str) -> str:
 def speedup_tables(report: Report) -> dict[str, Table]:
     """Per model config, one row per result: throughput, speedup, and the verdict where one is shown."""
     show_verdicts = report.compared or report.gate.set
+    against = VERDICT if report.history is None else (Column("level"), *VERDICT[1:])  # the history's protected level
     out: dict[str, Table] = {}
     for config in report.run.configs.values():
-        table = out[config.name] = Table(SPEEDUP + VERDICT * show_verdicts)
+        table = out[config.name] = Table(SPEEDUP + against * show_verdicts)
         for result in config.results.values():
             stats = config.speedup_stats(result)
             row = (

@@ -9,7 +9,9 @@ silently: with a gate set, a run in which nothing could be judged fails. An all-
 bandwidth below ``min_busbw`` fails too, as nccl-tests' users gate on a minimum bandwidth.
 
 Against a baseline, a verdict also says where a change came from: the compute-bound speedup, the
-exposed sync per step and the all-reduce bus bandwidth, then and now.
+exposed sync per step and the all-reduce bus bandwidth, then and now. The history gate
+(``cnnbench.results.levels``) judges against a protected level in the same words and by the same
+outcome rule.
 """
 
 from __future__ import annotations
@@ -50,16 +52,21 @@ def verdicts(now: Run, baseline: Run | None, unusable: dict[str, str], gate: Gat
         stats = now.speedup_stats(result)
         if stats is None or result.is_reference:
             continue
-        verdict = _against_baseline(now, result, stats, baseline, unusable, gate.speedup_fail)
-        if gate.min_efficiency is not None and result.device_count > 1:
-            verdict = _against_minimum(verdict, gate.min_efficiency)
-        if gate.min_busbw is not None and result.gradient is not None:
-            verdict = _against_busbw(verdict, gate.min_busbw)
-        out.append(verdict)
+        out.append(minimums(_against_baseline(now, result, stats, baseline, unusable, gate.speedup_fail), gate))
     return out
 
 
-def _not_judged(result: Result, stats: SpeedupStats, why: str, baseline: float | None = None) -> Verdict:
+def minimums(verdict: Verdict, gate: Gate) -> Verdict:
+    """The verdict with the gate's minimum efficiency and bus bandwidth checked too."""
+    result = verdict.result
+    if gate.min_efficiency is not None and result.device_count > 1:
+        verdict = _against_minimum(verdict, gate.min_efficiency)
+    if gate.min_busbw is not None and result.gradient is not None:
+        verdict = _against_busbw(verdict, gate.min_busbw)
+    return verdict
+
+
+def not_judged(result: Result, stats: SpeedupStats, why: str, baseline: float | None = None) -> Verdict:
     return Verdict(result, stats, baseline, None, None, why, judged=False, failures=())
 
 
@@ -72,36 +79,36 @@ def _against_baseline(
     threshold: float | None,
 ) -> Verdict:
     if stats.interval is None:
-        return _not_judged(result, stats, f"too few rounds to judge ({result.rounds} < {MIN_ROUNDS})")
+        return not_judged(result, stats, f"too few rounds to judge ({result.rounds} < {MIN_ROUNDS})")
     if baseline is None:
-        return _not_judged(result, stats, "no baseline")
+        return not_judged(result, stats, "no baseline")
     if result.name in unusable:
-        return _not_judged(result, stats, f"baseline unusable: {unusable[result.name]}")
+        return not_judged(result, stats, f"baseline unusable: {unusable[result.name]}")
     old = baseline.results.get(result.name)
     if old is None:
-        return _not_judged(result, stats, "no baseline: the baseline has no such test")
+        return not_judged(result, stats, "no baseline: the baseline has no such test")
     differs = [
         f"{key} {old.workload.get(key, '?')} -> {value}"
         for key, value in result.workload.items()
         if old.workload.get(key) != value
     ]
     if differs:
-        return _not_judged(result, stats, f"not comparable: {', '.join(differs)}")
+        return not_judged(result, stats, f"not comparable: {', '.join(differs)}")
     old_speedup: Speedup | None = baseline.speedup(old)
     if old_speedup is None:
-        return _not_judged(result, stats, "no baseline: the baseline's run has no reference for it")
+        return not_judged(result, stats, "no baseline: the baseline's run has no reference for it")
     new_speedup = now.speedup(result)
     assert new_speedup is not None  # a result with speedup stats has a speedup
     few = min(new_speedup.samples, old_speedup.samples)
     if few < MIN_ROUNDS:
-        return _not_judged(result, stats, f"too few rounds to judge ({few} < {MIN_ROUNDS})", baseline=old_speedup.value)
+        return not_judged(result, stats, f"too few rounds to judge ({few} < {MIN_ROUNDS})", baseline=old_speedup.value)
 
     def relative(rng) -> float:
         return new_speedup.draw(rng) / old_speedup.draw(rng) - 1
 
     change = new_speedup.value / old_speedup.value - 1
     change_ci = interval(relative)
-    words, failures = _judge(old_speedup.value, new_speedup.value, change, change_ci, threshold)
+    words, failures = judge_change(old_speedup.value, new_speedup.value, change, change_ci, threshold)
     explanation = explain(old, result)
     if failures and explanation:
         failures = [f"{failures[0]}: {', '.join(explanation)}"]
@@ -145,9 +152,19 @@ def _moved(what: str, old: float, new: float, new_interval: tuple[float, float] 
     return f"{what} {'grew' if new > old else 'fell'} from {number.format(old)} to {number.format(new)}{unit}"
 
 
-def _judge(
-    old: float, new: float, change: float, change_ci: tuple[float, float], threshold: float | None
+STALE = "improved: baseline may be stale, save a new one"
+
+
+def judge_change(
+    old: float,
+    new: float,
+    change: float,
+    change_ci: tuple[float, float],
+    threshold: float | None,
+    improved: str = STALE,
 ) -> tuple[str, list[str]]:
+    """The words for a change of speedup from ``old`` to ``new``, and why it fails, if it does: a drop
+    beyond ``threshold`` fails only when its whole interval is below zero."""
     lo, hi = change_ci
     if threshold is None:
         return "not gated", []
@@ -157,7 +174,7 @@ def _judge(
     if change < -threshold:
         return "drop within noise", []
     if change > threshold and lo > 0:
-        return "improved: baseline may be stale, save a new one", []
+        return improved, []
     if change > threshold:
         return "rise within noise", []
     return "held", []
@@ -198,10 +215,18 @@ class Outcome:
     failures: tuple[tuple[str, str], ...]  # (test name, why), for the regression list
 
 
-def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outcome:
+def outcome(
+    verdicts: list[Verdict],
+    gate: Gate,
+    baseline_loaded: bool,
+    against: str = "the baseline",
+    none_yet: str = "no baseline yet",
+) -> Outcome:
     """Failed if any check failed, or if a gate judged nothing it was set to judge: the speedup gate
     compared nothing with a loaded baseline, or no check ran at all. The first run's speedup gate,
-    with no baseline yet, passes and says so."""
+    with no baseline yet, passes and says so. The history gate reads the same: ``against`` is the
+    history's protected level, ``baseline_loaded`` says that the history is long enough to hold
+    one, and ``none_yet`` why it is not."""
     failures = tuple((v.result.name, why) for v in verdicts for why in v.failures)
     judged = [v for v in verdicts if v.judged]
     skipped = [v for v in verdicts if not v.judged]
@@ -214,11 +239,11 @@ def outcome(verdicts: list[Verdict], gate: Gate, baseline_loaded: bool) -> Outco
         return Outcome(
             True, f"cnnbench: gate FAILED, {len(failures)} check(s): {short_name(name)}: {why}{more}", failures
         )
-    if gate.speedup_fail is not None and baseline_loaded and not any(v.change is not None for v in verdicts):
-        return Outcome(True, f"cnnbench: gate FAILED: no speedup was compared with the baseline ({example})", ())
+    if gate.drop_fail is not None and baseline_loaded and not any(v.change is not None for v in verdicts):
+        return Outcome(True, f"cnnbench: gate FAILED: no speedup was compared with {against} ({example})", ())
     if not judged:
         if gate.min_efficiency is None and gate.min_busbw is None and not baseline_loaded:
-            return Outcome(False, "cnnbench: gate passed: no baseline yet, so no speedup was judged", ())
+            return Outcome(False, f"cnnbench: gate passed: {none_yet}, so no speedup was judged", ())
         return Outcome(True, f"cnnbench: gate FAILED: it judged nothing ({example})", ())
     line = f"cnnbench: gate passed: {len(judged)} result(s) judged"
     if skipped:

@@ -37,11 +37,14 @@ class Settings:
     speedup_fail: float | None = None
     min_efficiency: float | None = None
     min_busbw: float | None = None
+    history_fail: float | None = None
+    accept_level: bool = False
     compare_any_hardware: bool = False
     require_baseline: bool = False
     new_hardware: bool = False
     report: Path | None = None
     plot: Path | None = None
+    verdict_json: Path | None = None
 
     @property
     def kind(self) -> str:
@@ -50,7 +53,7 @@ class Settings:
 
     @property
     def gate(self) -> Gate:
-        return Gate(self.speedup_fail, self.min_efficiency, self.min_busbw)
+        return Gate(self.speedup_fail, self.min_efficiency, self.min_busbw, self.history_fail)
 
     @classmethod
     def from_values(cls, values: dict[str, str | None], where: dict[str, str] | None = None) -> Settings:
@@ -85,6 +88,11 @@ class Settings:
         if self.epochs and not self.data.reads:
             raise OptionError(
                 "--cnnbench-epochs: synthetic data has no epochs; valid: with --cnnbench-data=cifar10:PATH"
+            )
+        if self.speedup_fail is not None and self.history_fail is not None:
+            raise OptionError(
+                "--cnnbench-history-fail: judges against the history's protected level instead of one baseline; "
+                "valid: without --cnnbench-speedup-fail"
             )
         if self.gate.judges_speedup and self.rounds < MIN_ROUNDS:
             raise OptionError(

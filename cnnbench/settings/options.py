@@ -261,6 +261,22 @@ OPTIONS = [
         unset="no minimum",
     ),
     Option(
+        "history-fail",
+        _share,
+        "fail when a speedup is more than this below the protected level of its saved history, beyond "
+        "noise, e.g. 10%: the highest level that held for 3 runs since the last accepted run, read from "
+        "this hardware class's runs in --benchmark-storage; instead of --cnnbench-speedup-fail",
+        unset="no history gate",
+    ),
+    Option(
+        "accept-level",
+        flag,
+        "mark this run accepted as it is saved (needs --benchmark-save or --benchmark-autosave): the "
+        "history gate's protected level starts afresh from it, so a lower level is kept on purpose; "
+        "its own drop is shown, not failed",
+        "false",
+    ),
+    Option(
         "compare-any-hardware",
         flag,
         "allow --benchmark-compare against a baseline from another hardware class",
@@ -282,6 +298,13 @@ OPTIONS = [
     ),
     Option("report", _path, "write a Markdown report of speedups and verdicts here", unset="none"),
     Option("plot", _path, "write a PNG of speedup against devices here; needs matplotlib", unset="none"),
+    Option(
+        "verdict-json",
+        _path,
+        "write each result's verdict, its figures and the gate's outcome as JSON here, for CI "
+        "(schema 1, in docs/history.md)",
+        unset="none",
+    ),
 ]
 
 OPTION = {option.name: option for option in OPTIONS}

@@ -3,11 +3,18 @@ saved file read once into a ``SavedRun``.
 
 Runs saved before paired rounds (no ``reference_seconds``) still read: they compare unpaired;
 runs saved before real data (no ``data``) read as synthetic ones.
+
+A saved run may be marked accepted: a top-level ``"cnnbench_accepted": {"at": <ISO 8601 time>}``
+beside pytest-benchmark's own keys, which it ignores. The history gate's protected level starts
+afresh at the most recent accepted run (``cnnbench.results.levels``). ``mark_accepted`` sets the
+mark on a file, ``accepted_mark`` gives it for a run being saved, ``is_accepted`` reads it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -87,12 +94,23 @@ class SavedRun:
     unusable: dict[str, str]  # by test name
     environment: dict[str, Any] | None  # machine_info["cnnbench"]; None where it was saved without it
     saved_at: datetime | None = None  # pytest-benchmark's "datetime": when the run was saved
+    accepted_at: datetime | None = None  # when it was marked accepted; None: not accepted
 
     @classmethod
     def read(
-        cls, source: str, benchmarks: list[dict[str, Any]], environment: Any, saved_at: datetime | None = None
+        cls,
+        source: str,
+        benchmarks: list[dict[str, Any]],
+        environment: Any,
+        saved_at: datetime | None = None,
+        accepted_at: datetime | None = None,
     ) -> SavedRun:
-        return cls(source, *read_run(benchmarks), environment, saved_at)
+        return cls(source, *read_run(benchmarks), environment, saved_at, accepted_at)
+
+    @property
+    def label(self) -> str:
+        """Its file name without ``.json``: ``0007_main``."""
+        return Path(self.source).stem
 
     @property
     def hardware(self) -> str | None:
@@ -125,7 +143,9 @@ def read_file(path: Path) -> SavedRun:
     saved = load(path)
     machine = saved.get("machine_info")
     environment = machine.get("cnnbench") if isinstance(machine, dict) else None
-    return SavedRun.read(str(path), saved["benchmarks"], environment, _when(saved.get("datetime")))
+    mark = saved.get(ACCEPTED)
+    accepted = (_when(mark.get("at")) or EPOCH) if isinstance(mark, dict) else (EPOCH if mark is True else None)
+    return SavedRun.read(str(path), saved["benchmarks"], environment, _when(saved.get("datetime")), accepted)
 
 
 def _when(text: Any) -> datetime | None:
@@ -135,3 +155,33 @@ def _when(text: Any) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+ACCEPTED = "cnnbench_accepted"  # the top-level key of the mark
+EPOCH = datetime.fromtimestamp(0, timezone.utc)  # when a mark without a readable time was set
+
+
+def accepted_mark(at: datetime | None = None) -> dict[str, str]:
+    """The mark's value: when the run was accepted (now, unless given), in UTC."""
+    return {"at": (at or datetime.now(timezone.utc)).isoformat()}
+
+
+def is_accepted(run: SavedRun) -> bool:
+    """Whether the run is marked accepted: the history gate's protected level starts afresh at it."""
+    return run.accepted_at is not None
+
+
+def mark_accepted(path: Path, at: datetime | None = None) -> None:
+    """Mark a saved run accepted, in place: readers see the file unmarked or marked, never a part,
+    and it keeps its mode. Unreadable says why a file holds no saved run; OSError, why it cannot be written."""
+    saved = load(path)
+    saved[ACCEPTED] = accepted_mark(at)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf8") as out:
+            os.fchmod(out.fileno(), path.stat().st_mode & 0o7777)
+            json.dump(saved, out, indent=4)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

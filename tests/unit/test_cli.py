@@ -270,6 +270,8 @@ def test_history_shows_one_class_in_save_order_with_environment_changes(capsys, 
     assert rows[0][1:] == ["2026-11-28", "22:49", "26.1", "img/s", "0.95x", "0.91..1.05", "1.79x", "1.76..1.88"]
     assert [row[-1] for row in rows] == ["1.76..1.88", "1.66..1.83", "[1]", "1.67..1.76"]
     assert out[7:] == [
+        "  protected level, ddp cpu:0: 0.99x, the median of 4 runs (0001_idle..0003_busy)",
+        "  protected level, ddp cpu:0,1: 1.75x, the median of 4 runs (0001_idle..0003_busy)",  # the straggler no level
         "environment changes (env), since the run before:",
         "  [1] 0001_straggler: nccl 2.30.7 -> 2.31.1; torch 2.14.1+cu130 -> 2.15.0+cu130",
     ]

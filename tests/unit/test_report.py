@@ -68,7 +68,8 @@ def test_without_a_baseline_the_summary_has_no_baseline_columns():
     lines = text(report("idle.json", None))
     assert lines[1].split()[-1] == "efficiency" and lines[-2].startswith("machine: cpu-2xAMD_EPYC; torch")
     assert (
-        lines[-1] == "cnnbench: no gate set (--cnnbench-speedup-fail, --cnnbench-min-efficiency, --cnnbench-min-busbw)"
+        lines[-1] == "cnnbench: no gate set (--cnnbench-speedup-fail, --cnnbench-min-efficiency, --cnnbench-min-busbw, "
+        "--cnnbench-history-fail)"
     )
 
 
