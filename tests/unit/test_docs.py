@@ -32,7 +32,7 @@ def test_the_readme_sample_shows_the_headers_and_last_line_the_code_prints():
     sample = README.split("cnnbench: multi-device speedup", 1)[1].split("```", 1)[0].splitlines()
     headers = [line.split() for line in sample if line.strip().startswith("wrapper")]
     speedup = " ".join(column.name for column in SPEEDUP).split()
-    split = " ".join(column.name for column in SPLIT).split() + ["busbw"]
+    split = [*" ".join(column.name for column in SPLIT).split(), "busbw"]
     assert headers == [speedup, split]
     assert sample[-1] == f"cnnbench: no gate set ({', '.join(gate_flags())})"
 
