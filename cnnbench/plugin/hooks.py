@@ -19,7 +19,6 @@ import signal
 import threading
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -27,18 +26,14 @@ from cnnbench.plugin.adapter import (
     PerformanceRegression,
     PytestBenchmarkWarning,
     benchmark_session,
-    round_seconds,
-    timer,
 )
+from cnnbench.plugin.fixtures import cnnbench_group, cnnbench_nodes, cnnbench_references
+from cnnbench.plugin.keys import PYTEST_SESSION, SESSION
 from cnnbench.settings.options import OPTIONS
 
-if TYPE_CHECKING:
-    from cnnbench.ranks.nodes import Nodes
-    from cnnbench.ranks.pairing import Pair, References
-    from cnnbench.settings.cases import Case
+__all__ = ["cnnbench_group", "cnnbench_nodes", "cnnbench_references"]  # the plugin's fixtures
 
-SESSION = pytest.StashKey["CnnbenchSession"]()  # present only when cnnbench is switched on
-PYTEST_SESSION = pytest.StashKey[pytest.Session]()
+
 SUITE_FLAG = "CNNBENCH_SUITE"
 # Warnings pytest-benchmark gives while it loads baselines, in its pytest_configure: an unreadable
 # saved run is skipped with a warning, never an error, even where warnings are errors; "no baseline"
@@ -228,68 +223,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             why = f"put `{SUITE_FLAG} = True` in the conftest.py beside {metafunc.definition.path.name}"
         pytest.fail(f"cnnbench is off in this run: {why}, or pass a --cnnbench option", pytrace=False)
     metafunc.parametrize("cnnbench_case", metafunc.config.stash[SESSION].params())
-
-
-@pytest.fixture(scope="session")
-def cnnbench_references() -> Iterator[References]:
-    """The reference groups, kept warm for every configuration that pairs with them."""
-    from cnnbench.ranks.pairing import References
-
-    references = References()
-    try:
-        yield references
-    finally:
-        references.close()
-
-
-@pytest.fixture(scope="session")
-def cnnbench_nodes(request: pytest.FixtureRequest) -> Iterator[Nodes | None]:
-    """Where the nodes of a multi-node set meet (--cnnbench-rdzv): None where every set is on this node."""
-    from cnnbench.ranks.nodes import Nodes
-
-    session = request.config.stash[SESSION]
-    if session.settings.nodes == 1:
-        yield None
-        return
-    nodes = Nodes(session.settings.rdzv, session.settings.timeout)
-    try:
-        yield nodes
-    finally:
-        session.environment["nodes"] = nodes.environments()
-        nodes.close()
-
-
-@pytest.fixture
-def cnnbench_group(
-    cnnbench_case: Case,
-    cnnbench_references: References,
-    cnnbench_nodes: Nodes | None,
-    benchmark,
-    request: pytest.FixtureRequest,
-) -> Iterator[Pair]:
-    """The case's worker group, paired with its reference's and its local steps', started and
-    warmed up before the benchmark; the case's own group is closed after it. Records the result,
-    with the all-reduce timings and whole epochs (``--cnnbench-epochs``) timed on the group after
-    its rounds."""
-    from cnnbench.ranks.pairing import Pair
-
-    benchmark.group = cnnbench_case.model_config
-    try:
-        pair = Pair.start(cnnbench_case, cnnbench_references, timer(benchmark), cnnbench_nodes)
-    except BaseException:
-        benchmark.skipped = True  # it never ran: no "fixture was not used" warning on top of the error
-        raise
-    try:
-        yield pair
-        rounds = round_seconds(benchmark)
-        if rounds is not None and len(rounds) == cnnbench_case.rounds:
-            all_reduce = pair.all_reduce()
-            session = request.config.stash[SESSION]
-            pair.time_epochs(session.settings.epochs)
-            info = session.record(benchmark.fullname, cnnbench_case, rounds, pair, all_reduce)
-            benchmark.extra_info.update(info)
-    finally:
-        pair.close()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
