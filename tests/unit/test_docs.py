@@ -43,3 +43,61 @@ def test_every_option_is_on_the_options_page():
     page = (ROOT / "docs" / "options.md").read_text()
     missing = [option.flag for option in OPTIONS if f"`{option.flag}`" not in page]
     assert not missing, f"docs/options.md lacks {', '.join(missing)}"
+
+
+def commands() -> list[tuple[str, str]]:
+    """Every ``pytest perf_tests`` and ``cnnbench`` line in the fenced blocks of the docs, continued
+    lines joined, comments dropped; synopses (``[--option]``) left out."""
+    found = []
+    for page in PAGES:
+        block, text = False, page.read_text().replace("\\\n", " ")
+        for line in text.splitlines():
+            if line.strip().startswith("```"):
+                block = not block
+                continue
+            line = line.split(" #", 1)[0].strip().removeprefix("python -m ")
+            if block and line.startswith(("pytest perf_tests", "cnnbench ")) and "[" not in line:
+                found.append((page.name, line))
+    return found
+
+
+@pytest.mark.parametrize(("page", "line"), commands())
+def test_every_command_in_the_docs_uses_options_that_exist(page, line):
+    """Without running it (most name GPUs, data or hosts this machine lacks): each option is one the
+    plugin, pytest-benchmark or the cnnbench command takes, and its value parses."""
+    import shlex
+
+    from cnnbench.cli.main import make_parser
+    from cnnbench.settings.options import OPTIONS
+
+    words = shlex.split(line)
+    if words[0] == "cnnbench":
+        make_parser().parse_args(words[1:])  # a usage error raises
+        return
+    ours = {option.flag: option for option in OPTIONS}
+    theirs = benchmark_flags()
+    for word in words[2:]:
+        flag, _, value = word.partition("=")
+        assert flag in ours or flag in theirs, f"{page}: {line}: no option {flag}"
+        if flag in ours and value and flag not in ("--cnnbench-devices", "--cnnbench-data", "--cnnbench-rdzv"):
+            ours[flag].parse(value)  # devices, data and hosts are this machine's to check
+
+
+def benchmark_flags() -> set[str]:
+    """pytest-benchmark's own flags, as its plugin adds them."""
+    import pytest_benchmark.plugin
+
+    flags: set[str] = set()
+
+    class Collector:
+        def getgroup(self, *args, **kwargs):
+            return self
+
+        def addoption(self, *names, **kwargs):
+            flags.update(names)
+
+        def addini(self, *args, **kwargs):
+            pass
+
+    pytest_benchmark.plugin.pytest_addoption(Collector())
+    return flags
