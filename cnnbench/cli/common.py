@@ -13,6 +13,7 @@ from cnnbench.settings.options import Option
 from cnnbench.storage.folders import classes, query
 
 if TYPE_CHECKING:
+    from cnnbench.report.judgement import Report
     from cnnbench.results.verdicts import Outcome
     from cnnbench.storage.saved import SavedRun
 
@@ -169,3 +170,20 @@ def annotated(outcome: Outcome) -> list[str]:
     from cnnbench.report.ci import annotations, on_github
 
     return annotations(outcome) if on_github() else []
+
+
+def show(report: Report, first: str, files: tuple[Path | None, Path | None, Path | None]) -> int:
+    """A judged run as both commands print it: ``first``, the tables and context, the files asked for
+    (report, plot, verdict file), the gate's line last, then any annotations; the exit status."""
+    from cnnbench.report.render import text, write_files
+
+    *lines, verdict = text(report, WIDTH)
+    print(first, *lines, sep="\n")
+    try:
+        write_files(report, files[0], files[1], print, files[2])
+    except OSError as error:
+        raise UsageError(f"could not write {error.filename}: {error.strerror}") from None
+    print(verdict)
+    for line in annotated(report.outcome):
+        print(line)
+    return 1 if report.outcome.failed else 0

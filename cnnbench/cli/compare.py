@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 
 from cnnbench.cli.common import (
-    WIDTH,
     UsageError,
-    annotated,
     find,
     hardware_of,
     help_text,
     parsed,
     read,
+    show,
     storage_options,
 )
 from cnnbench.settings.gate import Gate, baseline_gates
@@ -74,17 +73,7 @@ def run(args: argparse.Namespace) -> int:
             "within one hardware class (--any-hardware to compare anyway)"
         )
     from cnnbench.report.judgement import judge
-    from cnnbench.report.render import text, write_files
 
     gate = Gate(**{gate.name: getattr(args, gate.name) for gate in baseline_gates()})
     report = judge(new.run, old, gate, new.environment, hardware, compared=True, storage=str(args.storage))
-    *lines, verdict = text(report, WIDTH)
-    print(f"run: {new.source}", *lines, sep="\n")
-    try:
-        write_files(report, args.report, args.plot, print, args.verdict_json)
-    except OSError as error:
-        raise UsageError(f"could not write {error.filename}: {error.strerror}") from None
-    print(verdict)
-    for line in annotated(report.outcome):
-        print(line)
-    return 1 if report.outcome.failed else 0
+    return show(report, f"run: {new.source}", (args.report, args.plot, args.verdict_json))

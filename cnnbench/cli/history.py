@@ -10,12 +10,12 @@ from pathlib import Path
 from cnnbench.cli.common import (
     WIDTH,
     UsageError,
-    annotated,
     find,
     hardware_classes,
     help_text,
     parsed,
     read_all,
+    show,
     storage_options,
 )
 from cnnbench.settings.options import OPTION
@@ -133,7 +133,6 @@ def _accept(path: Path, kept: list[Path], hardware: str, storage: Path) -> None:
 def _gate(history, args: argparse.Namespace) -> int:
     """The newest kept run judged against the protected level of the kept runs before it."""
     from cnnbench.report.judgement import judge
-    from cnnbench.report.render import text, write_files
     from cnnbench.settings.gate import Gate
     from cnnbench.storage.kept import history as as_past
     from cnnbench.storage.saved import is_accepted
@@ -152,13 +151,5 @@ def _gate(history, args: argparse.Namespace) -> int:
         history=as_past(before),
         accepted=is_accepted(newest),
     )
-    *lines, verdict = text(report, WIDTH)
-    print(f"history gate: the newest run, {newest.label}, against the runs before it", *lines, sep="\n")
-    try:
-        write_files(report, None, None, print, args.verdict_json)
-    except OSError as error:
-        raise UsageError(f"could not write {error.filename}: {error.strerror}") from None
-    print(verdict)
-    for line in annotated(report.outcome):
-        print(line)
-    return 1 if report.outcome.failed else 0
+    first = f"history gate: the newest run, {newest.label}, against the runs before it"
+    return show(report, first, (None, None, args.verdict_json))
