@@ -164,6 +164,34 @@ def test_the_gpu_workflows_are_one_workflow():
     assert len(blocks) >= 2 and len(set(blocks)) == 1, "the gpu-scaling workflows in README.md and docs/ differ"
 
 
+def samples() -> list[tuple[str, str, list[str]]]:
+    """Every ``$ cnnbench ...`` line in a fenced block with the output the page shows under it."""
+    found = []
+    for page in PAGES:
+        for block in re.findall(r"```\n(\$ cnnbench .*?)```", page.read_text(), re.S):
+            line, *output = block.rstrip("\n").split("\n")
+            found.append((page.name, line.removeprefix("$ "), output))
+    return found
+
+
+@pytest.mark.parametrize(("page", "line", "output"), samples(), ids=lambda value: str(value)[:60])
+def test_the_sample_outputs_are_what_the_commands_print_today(page, line, output, tmp_path, monkeypatch, capsys):
+    """Run where the page says: the repository's root, with a storage holding copies of the four
+    paired runs of tests/data saved in the order they were made (docs/compare-and-history.md)."""
+    from cnnbench.cli.main import main
+
+    folder = tmp_path / ".benchmarks" / "cpu-2xIntel_R_Xeon_R_Processor" / "Linux-CPython-3.11-64bit"
+    folder.mkdir(parents=True)
+    for number, (source, name) in enumerate(
+        [("idle", "idle"), ("idle2", "idle2"), ("straggler", "straggler"), ("machine_busy", "busy")], 1
+    ):
+        shutil.copy(ROOT / "tests" / "data" / f"paired_{source}.json", folder / f"{number:04}_{name}.json")
+    (tmp_path / "tests").symlink_to(ROOT / "tests")
+    monkeypatch.chdir(tmp_path)
+    main(shlex.split(line)[1:])
+    assert capsys.readouterr().out.splitlines() == output, f"{page}: {line} prints otherwise today"
+
+
 # Every command in a fenced block
 
 ENVIRONMENT = re.compile(r"^(?:\$ |- run: |taskset -c \d+ |[A-Z_]+=\S* )+")
