@@ -16,7 +16,8 @@ How a command is checked, by what it needs:
 - ``python tests/...``: run.
 
 What this machine lacks is stood in for, the rest of the line kept: CUDA sets become CPU sets of
-this machine's cores, the docs' data folders a tiny CIFAR-10 set in the real format, the docs'
+this machine's cores (and a line that names no set gets CPU sets too, the class of the sandbox's
+saved runs, on any host), the docs' data folders a tiny CIFAR-10 set in the real format, the docs'
 storage folder the sandbox's, the other node's address 127.0.0.1.
 """
 
@@ -281,9 +282,10 @@ def storage_runs(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sandbox(tmp_path, storage_runs, monkeypatch) -> Path:
-    """A working folder like the repository's root: perf_tests/, tests/ (read through a link) and a
-    storage of saved runs."""
+    """A working folder like the repository's root: perf_tests/, tests/ (read through a link), a
+    storage of saved runs, and CPU sets where a line names none (the storage's class, on any host)."""
     shutil.copytree(ROOT / "perf_tests", tmp_path / "perf_tests")
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\ncnnbench_devices = {cpu_sets('cuda:0 cuda:0,1')}\n")
     shutil.copytree(storage_runs, tmp_path / ".benchmarks")
     (tmp_path / "tests").symlink_to(ROOT / "tests")
     monkeypatch.chdir(tmp_path)
