@@ -3,8 +3,9 @@ docs/options.md from the option table (cnnbench/settings/options.py) and the reg
 import graph and module table in docs/architecture.md from the package's source, read by the same
 functions as tests/unit/test_layout.py.
 
-Run from anywhere: ``python docs/generate.py``. tests/unit/test_docs.py fails, naming this command,
-when a page differs from what it writes.
+Run from anywhere: ``python docs/generate.py``. ``python docs/generate.py --check`` writes nothing
+and exits 1, naming the pages that differ; tests/unit/test_docs.py runs it in a fresh interpreter,
+so that models or wrappers registered by other tests never reach the page.
 """
 
 from __future__ import annotations
@@ -168,13 +169,21 @@ def pages() -> dict[Path, str]:
     }
 
 
-def main() -> None:
-    for path, text in pages().items():
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
+def main(argv: list[str]) -> int:
+    check = argv == ["--check"]
+    if argv and not check:
+        print(f"usage: {COMMAND} [--check]", file=sys.stderr)
+        return 2
+    stale = [path for path, text in pages().items() if not path.exists() or path.read_text() != text]
+    for path in stale:
+        if check:
+            print(f"{path.relative_to(ROOT)} differs from the code: run {COMMAND} and commit the result")
+        else:
+            path.write_text(pages()[path])
             print(f"wrote {path.relative_to(ROOT)}")
+    return 1 if check and stale else 0
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))  # this checkout's cnnbench, where it is not installed
-    main()
+    sys.exit(main(sys.argv[1:]))
