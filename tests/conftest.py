@@ -4,7 +4,8 @@ from pathlib import Path
 import matplotlib.figure  # noqa: F401  in-process runs forget modules they import; keep one copy for all
 import pytest
 
-import cnnbench.plugin.session  # noqa: F401  the same for what the plugin imports once it is switched on
+import cnnbench.plugin.session
+import cnnbench.ranks.group  # noqa: F401  and the warm server's handle: one server for every run here
 
 PERF_TESTS = Path(__file__).parents[1] / "perf_tests"
 PERF_TEST = (PERF_TESTS / "test_training.py").read_text()
@@ -31,6 +32,12 @@ def tiny_cifar(tmp_path_factory) -> Path:
 
 
 SYSTEM = Path(__file__).parent / "system"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from processes import subreaper
+
+    subreaper()  # a rank that outlives its controller stays below this process, where tests look
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

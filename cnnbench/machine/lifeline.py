@@ -8,8 +8,9 @@ import os
 import signal
 import sys
 
+RANK_NAME = "cnnbench-rank"  # every rank's process name, as ``ps -e`` and /proc/PID/comm show it
 PARENT_PID = "CNNBENCH_PARENT_PID"  # set by the parent: who the child must outlive no longer
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 
 
 def killed_with_parent() -> None:
@@ -23,3 +24,9 @@ def die_with_parent() -> None:
     killed_with_parent()
     if os.getppid() != int(os.environ[PARENT_PID]):
         sys.exit(f"cnnbench: the process that started this one (pid {os.environ[PARENT_PID]}) exited first")
+
+
+def name_process(name: str) -> None:
+    """Linux: the name ``ps`` and /proc/PID/comm show for this process (at most 15 bytes)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, name.encode()[:15])

@@ -1,8 +1,9 @@
 """The controller side of a worker group: start the ranks once, run timed rounds, tear down.
 
 Ranks are started with torch.distributed.elastic's ``start_processes`` (the engine behind
-torchrun) and meet at a TCPStore that this process hosts on a loopback socket, on a free port;
-the backend's own sockets are kept on the loopback interface too. A set on several nodes starts
+torchrun), forked warm from a server that has imported torch already (``cnnbench.ranks.warm``),
+and meet at a TCPStore that this process hosts on a loopback socket, on a free port; the
+backend's own sockets are kept on the loopback interface too. A set on several nodes starts
 this node's elastic agent instead, and its ranks meet at the run's store on the address the user
 named (``cnnbench.ranks.nodes``), the other nodes' agents with them. A round: set ``go/N``; every
 rank runs its steps, synchronizes its device and sets ``done/N/<rank>``; the round ends when the
@@ -15,6 +16,7 @@ whole life, so no round pays for a new connection or thread.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -25,12 +27,13 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
 import torch.distributed as dist
-from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, start_processes
+from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, ProcessFailure, RunProcsResult, start_processes
 
 from cnnbench.machine.lifeline import PARENT_PID
 from cnnbench.ranks.nodes import Nodes, agent_argv
@@ -49,6 +52,7 @@ from cnnbench.ranks.protocol import (
     worker_environment,
 )
 from cnnbench.ranks.protocol import ready as ready_key
+from cnnbench.ranks.warm import START_METHOD, Inheritance, rank, start_server
 from cnnbench.results.run import AllReduce
 from cnnbench.settings.cases import Case
 from cnnbench.workload.data import data_module
@@ -63,6 +67,15 @@ REPORT_SECONDS = 5.0  # how long a failed multi-node group waits for every node'
 
 class WorkerError(RuntimeError):
     """A rank failed, died or hung; the message names the rank and what was seen."""
+
+
+_OPEN: weakref.WeakSet[WorkerGroup] = weakref.WeakSet()  # groups not closed yet: stopped at exit
+
+
+@atexit.register  # before multiprocessing's own exit, which would wait for warm ranks that wait for commands
+def _stop_open_groups() -> None:
+    for group in list(_OPEN):
+        group._procs.close()
 
 
 class WorkerGroup:
@@ -90,24 +103,29 @@ class WorkerGroup:
                 self._name = nodes.announce(case, _worker_argv(case))
                 self._store = dist.PrefixStore(self._name, nodes.store)
                 host, self.port = nodes.endpoint.host, nodes.endpoint.port
-                args = {0: agent_argv(nodes.endpoint, self._name)}
+                entrypoint, args = sys.executable, {0: agent_argv(nodes.endpoint, self._name)}
                 envs = {0: {"PYTHONPATH": os.pathsep.join(sys.path), PARENT_PID: str(os.getpid())}}
             else:
+                server = start_server()
                 self._store = _loopback_store(self.timeout)
                 host, self.port = HOST, self._store.port  # the port chosen by the OS
-                env = {**worker_environment(case, LOOPBACK), STORE_ADDRESS: f"{HOST}:{self.port}"}
-                args = dict.fromkeys(range(self.processes), _worker_argv(case))
+                env = {**os.environ, **worker_environment(case, LOOPBACK), STORE_ADDRESS: f"{HOST}:{self.port}"}
+                env[PARENT_PID] = str(server)  # a warm rank's parent
+                entrypoint = rank
+                args = dict.fromkeys(range(self.processes), (Inheritance(tuple(sys.path)), *_worker_argv(case)[2:]))
                 envs = {r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)}
             self._control = dist.PrefixStore(CONTROL, self._store)
             self._waiter = _Waiter(self._store, host, self.port, self._name)
             try:
                 self._procs = start_processes(
                     name="cnnbench",
-                    entrypoint=sys.executable,
+                    entrypoint=entrypoint,
                     args=args,
                     envs=envs,
                     logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
+                    start_method=START_METHOD,  # for a function entrypoint, the warm ranks
                 )
+                _OPEN.add(self)
             finally:
                 _restore(handlers)  # pytest's own Ctrl-C handling, before a held signal is delivered
         except BaseException:
@@ -161,6 +179,7 @@ class WorkerGroup:
                 self._procs.wait(timeout=10, period=0.05)
         finally:
             self._procs.close()
+            _OPEN.discard(self)
             self._waiter.close()
             self._stop_other_nodes()
             shutil.rmtree(self._log_dir, ignore_errors=True)
@@ -192,7 +211,7 @@ class WorkerGroup:
             while not self._waiter.done.wait(0.2):
                 result = self._procs.wait(0)
                 if result is not None:
-                    raise WorkerError(self._node_reports() if self._name else describe_failures(result.failures))
+                    raise WorkerError(self._node_reports() if self._name else describe_failures(self._failures(result)))
                 if time.monotonic() > deadline:
                     raise WorkerError(self._missing(keys, key(0).rpartition("/")[0]))
             if self._waiter.error is not None:
@@ -204,6 +223,20 @@ class WorkerGroup:
             self._procs.close()
             self._stop_other_nodes()
             raise
+
+    def _failures(self, result: RunProcsResult) -> dict[int, ProcessFailure]:
+        """Every rank that failed, with its own error: torch elastic reports one of a function's
+        processes (the first it finds ended, not the first that failed) and stops the others."""
+        if not result.failures:
+            return {}
+        processes = self._procs._pc.processes  # torch.multiprocessing's ProcessContext (torch 2.4-2.14)
+        return {
+            r: ProcessFailure(
+                local_rank=r, pid=process.pid, exitcode=process.exitcode, error_file=self._procs.error_files[r]
+            )
+            for r, process in enumerate(processes)
+            if process.exitcode
+        }
 
     def _node_reports(self) -> str:
         """Why a multi-node group failed: each node's agent reports its ranks' failures to the store

@@ -77,13 +77,30 @@ def worker_environment(case: Case, interface: str) -> dict[str, str]:
 
 
 def describe_failures(failures: dict[int, ProcessFailure]) -> str:
-    """One line: the rank that failed first, with its own error, then the ranks that followed."""
+    """One line: the rank that failed first, with its own error, then the ranks that followed. A
+    rank that died without a Python error (a signal, ``os._exit``) comes before the ranks whose
+    errors say a peer went away, and ranks that cnnbench stopped come last."""
     if not failures:
         return "every rank exited before the run ended"
     stopped_by_us = (-signal.SIGTERM, -signal.SIGKILL)
-    failures = sorted(failures.items(), key=lambda f: (f[1].exitcode in stopped_by_us, f[1].timestamp, f[0]))
+    failures = sorted(
+        failures.items(), key=lambda f: (f[1].exitcode in stopped_by_us, _has_error(f[1]), _when(f[1]), f[0])
+    )
     parts = [f"rank {rank} failed (exit code {f.exitcode}): {_error_of(f)}" for rank, f in failures]
     return "; then ".join(parts)
+
+
+def _has_error(failure: ProcessFailure) -> bool:
+    return os.path.isfile(failure.error_file)
+
+
+def _when(failure: ProcessFailure) -> float:
+    """When the rank failed: its error file's time to the nanosecond (the time inside it is in whole
+    seconds, which ties a rank's own error with the one it caused on another rank)."""
+    try:
+        return os.stat(failure.error_file).st_mtime
+    except OSError:
+        return float(failure.timestamp)
 
 
 def _error_of(failure: ProcessFailure) -> str:

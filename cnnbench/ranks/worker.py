@@ -1,7 +1,8 @@
 """One rank of a worker group: build the model, warm up, then run rounds on command.
 
-Started through torch.distributed.elastic, by ``WorkerGroup`` or, on a set of several nodes, by
-each node's elastic agent (``cnnbench.ranks.agent``): ``RANK`` and ``WORLD_SIZE`` come from the
+Started through torch.distributed.elastic: forked warm by ``WorkerGroup`` (``cnnbench.ranks.warm``)
+or, on a set of several nodes, as ``python -m cnnbench.ranks.worker`` by each node's elastic agent
+(``cnnbench.ranks.agent``): ``RANK`` and ``WORLD_SIZE`` come from the
 environment, with the address of the controller's TCPStore (``CNNBENCH_STORE``; under the
 group's name, ``CNNBENCH_GROUP``, where the store serves several nodes' groups). The store is both
 the rendezvous (prefix ``pg/``) and the control channel (prefix ``ctl/``). Between uses a group
@@ -22,9 +23,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 if __name__ == "__main__":  # first: see cnnbench.machine.lifeline
-    from cnnbench.machine.lifeline import die_with_parent
+    from cnnbench.machine.lifeline import RANK_NAME, die_with_parent, name_process
 
     die_with_parent()
+    name_process(RANK_NAME)
 
 import torch
 import torch.distributed as dist

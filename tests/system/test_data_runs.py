@@ -7,7 +7,7 @@ import time
 import pytest
 from cifar_files import write
 from loader_feed import feed
-from processes import workers_of
+from processes import ranks
 from torchvision.datasets import CIFAR10
 
 from cnnbench.workload.cifar import training_set
@@ -95,4 +95,4 @@ def test_a_dying_loader_worker_fails_its_configuration_alone_and_quickly(suite, 
     )
     assert (root / "a-loader-worker-died").exists()
     assert time.monotonic() - start < 60
-    assert workers_of("linear") == []
+    assert ranks() == []

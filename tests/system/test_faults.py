@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from processes import listening, workers_of
+from processes import listening, ranks
 
 SMALL = [
     "-p",
@@ -29,14 +29,15 @@ def test_a_raising_rank_fails_its_configuration_only(suite):
     result.stdout.fnmatch_lines(
         ["*WorkerError: rank 1 failed (exit code 1): *RuntimeError: simulated CUDA out of memory*"]
     )
-    assert workers_of("raises_on_rank1") == []
+    assert ranks() == []
 
 
 def test_a_compile_failure_fails_its_configuration_with_the_compilers_reason(suite, monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "/nonexistent/g++")  # inductor's C++ compiler, read by the ranks
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # nothing cached: it must compile
     args = ["--cnnbench-models=linear", "--cnnbench-devices=cpu:0", "--cnnbench-wrappers=single", "--cnnbench-compile"]
-    result = suite.runpytest(*args, "--cnnbench-steps=1", "--cnnbench-rounds=1", "--cnnbench-warmup=0")
+    # a new session, as a user's would be: inductor reads CXX once, at import, in the warm server
+    result = suite.runpytest_subprocess(*args, "--cnnbench-steps=1", "--cnnbench-rounds=1", "--cnnbench-warmup=0")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -45,7 +46,7 @@ def test_a_compile_failure_fails_its_configuration_with_the_compilers_reason(sui
             "torch._inductor.config.cpp.cxx: (None, '/nonexistent/g++')"
         ]
     )
-    assert workers_of("linear") == []
+    assert ranks() == []
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,7 @@ def test_a_dead_or_hung_rank_is_detected_and_torn_down(suite, model, seen):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*{seen}*"])
     assert time.monotonic() - start < 40
-    assert workers_of(model) == []
+    assert ranks() == []
 
 
 def start_in_a_round(suite, starting: bool = False) -> subprocess.Popen:
@@ -78,7 +79,7 @@ def start_in_a_round(suite, starting: bool = False) -> subprocess.Popen:
         text=True,
     )
     deadline = time.monotonic() + 60
-    while len(workers_of("slow_linear")) < 2 and time.monotonic() < deadline:
+    while len(ranks()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     if not starting:
         time.sleep(4)
@@ -91,7 +92,7 @@ def test_no_worker_outlives_an_interrupted_session(suite, sig):
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
-    assert workers_of("slow_linear") == []
+    assert ranks() == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -102,7 +103,7 @@ def test_a_signal_while_a_group_starts_is_a_clean_interruption(suite, sig):
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "Traceback" not in output and "not used at all" not in output, output
-    assert workers_of("slow_linear") == []
+    assert ranks() == []
 
 
 class Stop(Exception):
@@ -136,7 +137,7 @@ def test_a_signal_while_ranks_are_started_waits_until_they_can_be_stopped(monkey
             group.WorkerGroup(case)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert workers_of("slow_linear") == []
+    assert ranks() == []
 
 
 def test_a_group_listens_on_loopback_only():
@@ -160,9 +161,9 @@ def test_a_killed_controller_takes_its_workers_along(suite):
     proc.kill()  # no cleanup code runs: only the kernel can tell the ranks now
     proc.communicate()
     deadline = time.monotonic() + 10
-    while workers_of("slow_linear") and time.monotonic() < deadline:
+    while ranks() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert workers_of("slow_linear") == []
+    assert ranks() == []
 
 
 def test_groups_side_by_side_get_their_own_ports():

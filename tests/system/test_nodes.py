@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from faulty_models import DOOMED_NODE
-from processes import listening, workers_of
+from processes import descendants, listening, ranks
 
 from cnnbench.machine.devices import usable_cores
 from cnnbench.machine.environment import differences, hardware_class
@@ -58,23 +58,6 @@ def on_core_0():
     os.sched_setaffinity(0, CORES)
 
 
-def descendants(pid: int) -> list[int]:
-    children = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(proc.name))
-    found, todo = [], [pid]
-    while todo:
-        below = children.get(todo.pop(), [])
-        found += below
-        todo += below
-    return found
-
-
 def agents() -> list[int]:
     """Live cnnbench elastic agents, found through /proc."""
     found = []
@@ -110,7 +93,7 @@ def test_a_set_on_two_nodes_runs_end_to_end_and_the_other_node_leaves_with_the_r
     assert other["torch"] == environment["torch"] and "lo" in other["network"]
     two = next(b for b in data["benchmarks"] if b["param"].endswith("-ddp-2xcpu:0"))
     assert two["extra_info"]["processes"] == 2 and two["extra_info"]["speedup"] > 0
-    assert workers_of("linear") == [] and agents() == []
+    assert ranks() == [] and agents() == []
 
 
 def test_a_node_that_never_joins_fails_its_set_in_time_and_leaves_nothing(suite, on_core_0):
@@ -131,7 +114,7 @@ def test_a_node_that_never_joins_fails_its_set_in_time_and_leaves_nothing(suite,
         ]
     )
     assert time.monotonic() - start < 60
-    assert workers_of("slow_linear") == []
+    assert ranks() == []
     assert agents() == []
 
 
@@ -145,7 +128,7 @@ def test_a_node_that_dies_mid_round_fails_its_set_and_no_rank_is_left(suite, on_
     def look_while_both_nodes_run() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and node.poll() is None:
-            remote = [pid for pid in descendants(node.pid) if pid in workers_of("kills_its_node")]
+            remote = [pid for pid in descendants(node.pid) if pid in ranks()]
             if remote:
                 seen["listening"] = listening([os.getpid(), *descendants(os.getpid()), node.pid, *remote])
                 return
@@ -165,7 +148,7 @@ def test_a_node_that_dies_mid_round_fails_its_set_and_no_rank_is_left(suite, on_
     assert node.returncode == -signal.SIGKILL
     run.assert_outcomes(failed=1)
     run.stdout.fnmatch_lines(["*WorkerError: *rank 0 failed (exit code 1): *; 1 node(s) sent no report: *died*"])
-    assert workers_of("kills_its_node") == [] and agents() == []
+    assert ranks() == [] and agents() == []
     assert seen["listening"] and seen["listening"] <= {"127.0.0.1"}, seen["listening"]
 
 
