@@ -52,7 +52,7 @@ from cnnbench.ranks.protocol import (
     worker_environment,
 )
 from cnnbench.ranks.protocol import ready as ready_key
-from cnnbench.ranks.warm import START_METHOD, Inheritance, rank, start_server
+from cnnbench.ranks.warm import START_METHOD, Inheritance, rank, server_died, start_server
 from cnnbench.results.run import AllReduce
 from cnnbench.settings.cases import Case
 from cnnbench.workload.data import data_module
@@ -211,7 +211,7 @@ class WorkerGroup:
             while not self._waiter.done.wait(0.2):
                 result = self._procs.wait(0)
                 if result is not None:
-                    raise WorkerError(self._node_reports() if self._name else describe_failures(self._failures(result)))
+                    raise WorkerError(self._node_reports() if self._name else self._describe(result))
                 if time.monotonic() > deadline:
                     raise WorkerError(self._missing(keys, key(0).rpartition("/")[0]))
             if self._waiter.error is not None:
@@ -223,6 +223,10 @@ class WorkerGroup:
             self._procs.close()
             self._stop_other_nodes()
             raise
+
+    def _describe(self, result: RunProcsResult) -> str:
+        failures = describe_failures(self._failures(result))
+        return f"the warm server that started the ranks died: {failures}" if server_died() else failures
 
     def _failures(self, result: RunProcsResult) -> dict[int, ProcessFailure]:
         """Every rank that failed, with its own error: torch elastic reports one of a function's

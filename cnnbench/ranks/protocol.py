@@ -108,5 +108,5 @@ def _error_of(failure: ProcessFailure) -> str:
     if isinstance(message, dict):
         message = message.get("message")
     if not message or message == "<NONE>":  # no error file: the process died without a Python error
-        return f"killed by {failure.signal_name()}"
+        return f"killed by {failure.signal_name()}" if failure.exitcode < 0 else "exited without a Python error"
     return message

@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 from multiprocessing import reduction
+from pathlib import Path
 
 from cnnbench.machine.lifeline import RANK_NAME, die_with_parent, name_process
 
@@ -41,6 +42,16 @@ def start_server() -> int:
     server = multiprocessing.forkserver._forkserver  # the one server of this process (CPython 3.9-3.14)
     server.ensure_running()
     return server._forkserver_pid
+
+
+def server_died() -> bool:
+    """Whether the warm server has died (Linux: read from /proc)."""
+    pid = multiprocessing.forkserver._forkserver._forkserver_pid
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return pid is not None
+    return state in ("Z", "X")
 
 
 class Inheritance:
