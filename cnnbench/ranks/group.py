@@ -302,8 +302,7 @@ class _Waiter:
     def _serve(self) -> None:
         while (keys := self._keys.get()) is not None:
             try:
-                self._client.wait(keys)
-                self.values, self.error = self._client.multi_get(keys), None
+                self.values, self.error = self._client.multi_get(keys), None  # waits for every key
             except Exception as error:  # reported by the controller's thread
                 self.error = error
             finally:
