@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import multiprocessing
 import os
 import queue
 import shutil
@@ -33,7 +34,14 @@ from datetime import timedelta
 from functools import partial
 
 import torch.distributed as dist
-from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, ProcessFailure, RunProcsResult, start_processes
+from torch.distributed.elastic.multiprocessing import (
+    DefaultLogsSpecs,
+    PContext,
+    ProcessFailure,
+    RunProcsResult,
+    start_processes,
+)
+from torch.distributed.elastic.multiprocessing.api import SignalException
 
 from cnnbench.machine.lifeline import PARENT_PID
 from cnnbench.ranks.nodes import Nodes, agent_argv
@@ -117,14 +125,7 @@ class WorkerGroup:
             self._control = dist.PrefixStore(CONTROL, self._store)
             self._waiter = _Waiter(self._store, host, self.port, self._name)
             try:
-                self._procs = start_processes(
-                    name="cnnbench",
-                    entrypoint=entrypoint,
-                    args=args,
-                    envs=envs,
-                    logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
-                    start_method=START_METHOD,  # for a function entrypoint, the warm ranks
-                )
+                self._procs = self._start(entrypoint, args, envs)
                 _OPEN.add(self)
             finally:
                 _restore(handlers)  # pytest's own Ctrl-C handling, before a held signal is delivered
@@ -147,6 +148,28 @@ class WorkerGroup:
         self.compile_seconds: float | None = max((c["seconds"] for c in compiled), default=None)
         self.compiled_graphs: int | None = max((c["graphs"] for c in compiled), default=None)
         self._busy = False
+
+    def _start(self, entrypoint: Callable | str, args: dict[int, tuple], envs: dict[int, dict[str, str]]) -> PContext:
+        """Start the ranks, or this node's agent. Stop signals are blocked meanwhile, but a thread
+        that torch started at import may take one and run torch elastic's handler (installed for
+        the start): that interrupts the run, and the ranks started so far are stopped here."""
+        before = set(multiprocessing.active_children())
+        try:
+            return start_processes(
+                name="cnnbench",
+                entrypoint=entrypoint,
+                args=args,
+                envs=envs,
+                logs_specs=DefaultLogsSpecs(log_dir=self._log_dir),  # output goes to pytest's capture
+                start_method=START_METHOD,  # for a function entrypoint, the warm ranks
+            )
+        except BaseException as error:
+            for process in set(multiprocessing.active_children()) - before:
+                process.kill()
+                process.join()
+            if isinstance(error, SignalException):
+                raise KeyboardInterrupt(f"received {error.sigval.name} while ranks were started") from None
+            raise
 
     def run_round(self, command: Command = Command.RUN) -> None:
         """One timed round: every rank runs ``case.steps`` steps; returns when the slowest is done.

@@ -40,7 +40,11 @@ def start_server() -> int:
         raise RuntimeError("cnnbench starts its warm server from the main thread only")
     multiprocessing.get_context(START_METHOD).set_forkserver_preload(list(PRELOAD))
     server = multiprocessing.forkserver._forkserver  # the one server of this process (CPython 3.9-3.14)
-    server.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        server.ensure_running()
+    finally:  # starting multiprocessing's resource tracker unblocks SIGINT and SIGTERM in this thread
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return server._forkserver_pid
 
 

@@ -82,7 +82,7 @@ def start_in_a_round(suite, starting: bool = False) -> subprocess.Popen:
     while len(ranks()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     if not starting:
-        time.sleep(4)
+        time.sleep(2)  # past the warmup (one step of 0.2 s), into the round
     return proc
 
 
