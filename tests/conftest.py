@@ -1,3 +1,4 @@
+import contextlib
 import os
 from pathlib import Path
 
@@ -6,6 +7,11 @@ import pytest
 
 import cnnbench.plugin.session
 import cnnbench.ranks.group  # noqa: F401  and the warm server's handle: one server for every run here
+
+# hypothesis's pytest plugin, where it is installed, imports hypothesis in each run's terminal summary
+# (about 1 s): imported once here, every in-process run finds it
+with contextlib.suppress(ImportError):
+    import hypothesis  # noqa: F401
 
 PERF_TESTS = Path(__file__).parents[1] / "perf_tests"
 PERF_TEST = (PERF_TESTS / "test_training.py").read_text()
