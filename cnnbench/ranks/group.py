@@ -10,8 +10,8 @@ rank runs its steps, synchronizes its device and sets ``done/N/<rank>``; the rou
 last rank's key is set, so the slowest rank sets the pace. A rank that exits early or a round
 that outlasts the timeout fails the group.
 
-The control channel is quiet: one store connection and one waiting thread serve the group for its
-whole life, so no round pays for a new connection or thread.
+The control channel is quiet (``cnnbench.ranks.channel``): one store connection and one waiting
+thread serve the group for its whole life, so no round pays for a new connection or thread.
 """
 
 from __future__ import annotations
@@ -20,17 +20,14 @@ import atexit
 import json
 import multiprocessing
 import os
-import queue
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from datetime import timedelta
 from functools import partial
 
 import torch.distributed as dist
@@ -44,11 +41,11 @@ from torch.distributed.elastic.multiprocessing import (
 from torch.distributed.elastic.multiprocessing.api import SignalException
 
 from cnnbench.machine.lifeline import PARENT_PID
+from cnnbench.ranks.channel import HOST, Waiter, loopback_store
 from cnnbench.ranks.nodes import Nodes, agent_argv
 from cnnbench.ranks.protocol import (
     CONTROL,
     FAILURES,
-    NO_DEADLINE,
     STOP_SIGNALS,
     STORE_ADDRESS,
     Command,
@@ -67,9 +64,7 @@ from cnnbench.workload.data import data_module
 from cnnbench.workload.models import model_module
 from cnnbench.workload.wrappers import wrapper_module
 
-HOST = "127.0.0.1"
 LOOPBACK = "lo"  # the loopback interface's name on Linux
-RELEASE_SECONDS = 10.0  # how long a released wait may take to return
 REPORT_SECONDS = 5.0  # how long a failed multi-node group waits for every node's report of its ranks
 
 
@@ -103,27 +98,29 @@ class WorkerGroup:
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
         self._log_dir = tempfile.mkdtemp(prefix="cnnbench-")
-        self._waiter: _Waiter | None = None
+        self._waiter: Waiter | None = None
         try:
             if case.devices.nodes > 1:  # this node's elastic agent, which meets the other nodes' agents
                 if nodes is None:
                     raise WorkerError(f"{case.devices} spans nodes: it needs a rendezvous (--cnnbench-rdzv)")
-                self._name = nodes.announce(case, _worker_argv(case))
+                self._name = nodes.announce(case, worker_argv(case, _modules(case)))
                 self._store = dist.PrefixStore(self._name, nodes.store)
                 host, self.port = nodes.endpoint.host, nodes.endpoint.port
                 entrypoint, args = sys.executable, {0: agent_argv(nodes.endpoint, self._name)}
                 envs = {0: {"PYTHONPATH": os.pathsep.join(sys.path), PARENT_PID: str(os.getpid())}}
             else:
                 server = start_server()
-                self._store = _loopback_store(self.timeout)
+                self._store = loopback_store(self.timeout)
                 host, self.port = HOST, self._store.port  # the port chosen by the OS
                 env = {**os.environ, **worker_environment(case, LOOPBACK), STORE_ADDRESS: f"{HOST}:{self.port}"}
                 env[PARENT_PID] = str(server)  # a warm rank's parent
                 entrypoint = rank
-                args = dict.fromkeys(range(self.processes), (Inheritance(tuple(sys.path)), *_worker_argv(case)[2:]))
+                args = dict.fromkeys(
+                    range(self.processes), (Inheritance(tuple(sys.path)), case.to_json(), *_modules(case))
+                )
                 envs = {r: {**env, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(self.processes)}
             self._control = dist.PrefixStore(CONTROL, self._store)
-            self._waiter = _Waiter(self._store, host, self.port, self._name)
+            self._waiter = Waiter(self._store, host, self.port, self._name)
             try:
                 self._procs = self._start(entrypoint, args, envs)
                 _OPEN.add(self)
@@ -288,71 +285,9 @@ class WorkerGroup:
         return f"rank {', '.join(hung)} hung: no answer within {self.timeout:g} s ({prefix})"
 
 
-class _Waiter:
-    """One store connection and one thread for a group's life: waits for the keys it is given.
-
-    ``release`` ends a pending wait early by setting its keys through the group's own store.
-    """
-
-    def __init__(self, store: dist.Store, host: str, port: int, name: str | None):
-        client = dist.TCPStore(host, port, timeout=NO_DEADLINE)
-        self._client = dist.PrefixStore(name, client) if name else client
-        self._store = store
-        self._keys: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
-        self.pending: list[str] = []
-        self.done = threading.Event()
-        self.done.set()
-        self.values: list[bytes] = []
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._serve, name="cnnbench-waiter", daemon=True)
-        self._thread.start()
-
-    def start(self, keys: list[str]) -> None:
-        self.done.clear()
-        self.pending = keys
-        self._keys.put(keys)
-
-    def release(self) -> None:
-        for key in self.pending:
-            self._store.set(key, "")
-        self.done.wait(RELEASE_SECONDS)
-
-    def close(self) -> None:
-        self.release()
-        self._keys.put(None)
-        self._thread.join(RELEASE_SECONDS)
-
-    def _serve(self) -> None:
-        while (keys := self._keys.get()) is not None:
-            try:
-                self.values, self.error = self._client.multi_get(keys), None  # waits for every key
-            except Exception as error:  # reported by the controller's thread
-                self.error = error
-            finally:
-                self.pending = []
-                self.done.set()
-
-
-def _worker_argv(case: Case) -> tuple[str, ...]:
-    modules = (model_module(case.model), wrapper_module(case.wrapper), data_module(case.data.kind))
-    return worker_argv(case, modules)
-
-
-def _loopback_store(timeout: float) -> dist.TCPStore:
-    """A store server that listens on 127.0.0.1 only (TCPStore alone binds every interface)."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((HOST, 0))
-    listener.listen(128)
-    store = dist.TCPStore(
-        HOST,
-        listener.getsockname()[1],
-        is_master=True,
-        wait_for_workers=False,
-        timeout=timedelta(seconds=timeout),
-        master_listen_fd=listener.detach(),
-    )
-    return store
+def _modules(case: Case) -> tuple[str, ...]:
+    """The modules that register the case's model, wrapper and data kind: a rank imports them."""
+    return (model_module(case.model), wrapper_module(case.wrapper), data_module(case.data.kind))
 
 
 def _restore(handlers: dict) -> None:
